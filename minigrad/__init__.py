@@ -1,0 +1,43 @@
+"""minigrad: a small reverse-mode autograd over NumPy arrays, with PyTorch's names."""
+from minigrad.tensor import (
+    Function,
+    Tensor,
+    cat,
+    chunk,
+    concatenate,
+    enable_grad,
+    is_grad_enabled,
+    matmul,
+    maximum,
+    minimum,
+    no_grad,
+    set_grad_enabled,
+    split,
+    stack,
+    where,
+)
+from minigrad.autograd import backward, grad
+from minigrad.random import (
+    Generator,
+    arange,
+    default_generator,
+    full,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from minigrad import functional
+from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
+
+float32 = "float32"
+float64 = "float64"
+int64 = "int64"
+
+__version__ = "0.1.0"

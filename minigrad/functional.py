@@ -1,0 +1,85 @@
+"""Functional forms of the operations (``minigrad.functional``, like ``torch.nn.functional``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad import ops
+from minigrad.random import Generator, _rng
+from minigrad.tensor import Tensor, _norm_axis
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    return x.gelu(approximate=approximate)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return x.softplus(beta=beta, threshold=threshold)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return x.softmax(dim)
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return x.log_softmax(dim)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = _rng(generator).random(x.shape) >= p
+    return x * Tensor._wrap((keep * (1.0 / (1.0 - p))).astype(x.dtype))
+
+
+def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` picked by integer ids; no gradient flows into the ``padding_idx`` row."""
+    ids = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    num = weight.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= num):
+        raise IndexError(f"embedding: ids must lie in [0, {num}), got min {ids.min()} and max {ids.max()}")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += num
+    return ops.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
+
+
+def pad(x: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
+    """Constant padding with PyTorch's argument order: (left, right) for the last dimension,
+    then (top, bottom) for the one before, and so on."""
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: expected an even number of pad sizes for at most {x.ndim} dims, got {pad}")
+    if any(int(p) < 0 for p in pad):
+        raise ValueError(f"pad: negative padding is not supported, got {pad}")
+    width = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        width[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    return ops.Pad.apply(x, pad_width=tuple(width), value=value)
+
+
+def one_hot(ids, num_classes: int) -> Tensor:
+    ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+        raise IndexError(f"one_hot: ids must lie in [0, {num_classes})")
+    return Tensor._wrap(np.eye(num_classes, dtype=np.int64)[ids])
+
+
+def normalize_axis(x: Tensor, dim: int) -> int:
+    return _norm_axis("functional", x.ndim, dim)

@@ -1,0 +1,882 @@
+"""The Tensor, the graph node (`Function`) and the grad-mode switch.
+
+A Tensor wraps a NumPy array. Every differentiable operation is a `Function` subclass (in
+`minigrad/ops.py`) with a NumPy `forward` and a `backward` written in Tensor operations, so
+that a backward pass can itself be differentiated (higher-order gradients). When no graph is
+being built, the same Tensor operations run with the graph switched off and cost little more
+than the NumPy call under them.
+
+Dtype policy: float32 by default. Two tensors of *different float dtypes* in one operation are
+refused with a TypeError (cast one with `.float()`/`.double()`), because silent promotion hides
+precision bugs in gradient checks. Python scalars and NumPy arrays mixed with a float tensor
+take the tensor's dtype, as Python scalars do in PyTorch.
+"""
+from __future__ import annotations
+
+import weakref
+from contextlib import contextmanager
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------------------
+# Grad mode
+# ----------------------------------------------------------------------------------------------
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def _set_grad_enabled(mode: bool) -> bool:
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(mode)
+    return previous
+
+
+@contextmanager
+def set_grad_enabled(mode: bool):
+    """Context manager that switches graph recording on or off (like torch.set_grad_enabled)."""
+    previous = _set_grad_enabled(mode)
+    try:
+        yield
+    finally:
+        _set_grad_enabled(previous)
+
+
+def no_grad():
+    """``with minigrad.no_grad():`` — operations inside record no graph."""
+    return set_grad_enabled(False)
+
+
+def enable_grad():
+    """``with minigrad.enable_grad():`` — record a graph even inside ``no_grad``."""
+    return set_grad_enabled(True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Graph node
+# ----------------------------------------------------------------------------------------------
+class Function:
+    """One operation in the graph: ``forward`` on NumPy arrays, ``backward`` on Tensors.
+
+    A subclass implements ``forward(self, *arrays, **options) -> ndarray`` and
+    ``backward(self, grad) -> Tensor | tuple[Tensor | None, ...]`` (one entry per input).
+    In ``backward``, ``self.inputs`` are the input Tensors and ``self.output()`` is the result;
+    ``self.needs_input_grad[i]`` says whether input ``i`` wants a gradient. Gradients may have
+    the broadcast shape: the engine sums them back to each input's shape (one place for all ops).
+    """
+
+    __slots__ = ("inputs", "needs_input_grad", "out_data", "retainers", "__dict__")
+
+    @classmethod
+    def apply(cls, *inputs: "Tensor", **options) -> "Tensor":
+        fn = cls()
+        out = fn.forward(*[t.data for t in inputs], **options)
+        if _grad_enabled:
+            needs = tuple([t.requires_grad for t in inputs])
+            if True in needs:
+                fn.inputs = inputs
+                fn.needs_input_grad = needs
+                fn.retainers = None
+                return Tensor._from_node(out, fn)
+        return Tensor._wrap(out)
+
+    def forward(self, *arrays, **options):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad: "Tensor"):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save_output(self, out: np.ndarray) -> np.ndarray:
+        """Keep the forward result for ``backward`` (as an array: no reference cycle)."""
+        self.out_data = out
+        return out
+
+    def output(self) -> "Tensor":
+        """The saved result as a Tensor; when a graph is being built it is this node's output."""
+        if _grad_enabled:
+            return Tensor._from_node(self.out_data, self)
+        return Tensor._wrap(self.out_data)
+
+    def release(self) -> None:
+        """Free what backward needed; a second backward through this node is then an error."""
+        self.__dict__.clear()
+        self.inputs = None
+        self.out_data = None
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.name}Backward>"
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensor
+# ----------------------------------------------------------------------------------------------
+_FLOAT_KINDS = "f"
+
+
+def _default_array(data, dtype=None) -> np.ndarray:
+    """Array from user data: Python floats -> float32, ints -> int64, arrays keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=np.dtype(dtype))
+    if isinstance(data, np.ndarray):
+        return data
+    if isinstance(data, np.generic):  # NumPy scalars keep their dtype, like arrays
+        return np.asarray(data)
+    arr = np.asarray(data)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind == "i":
+        arr = arr.astype(np.int64, copy=False)
+    elif arr.dtype.kind not in "fub":
+        raise TypeError(f"Tensor: cannot make a tensor from data of dtype {arr.dtype}")
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    ``Tensor(data, requires_grad=False, dtype=None)`` wraps ``data`` without copying when it is
+    already an ndarray of the right dtype (``minigrad.tensor`` always copies).
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
+    # NumPy must hand `ndarray <op> Tensor` to Tensor's reflected operator, not loop over it.
+    __array_ufunc__ = None
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        arr = _default_array(data, dtype)
+        if requires_grad and arr.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {arr.dtype}")
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self.grad_fn = None
+
+    # fast internal constructors (no checks)
+    @staticmethod
+    def _wrap(arr: np.ndarray) -> "Tensor":
+        t = object.__new__(Tensor)
+        t.data = arr
+        t.grad = None
+        t.requires_grad = False
+        t.grad_fn = None
+        return t
+
+    @staticmethod
+    def _from_node(arr: np.ndarray, fn: Function) -> "Tensor":
+        t = object.__new__(Tensor)
+        t.data = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+        t.grad = None
+        t.requires_grad = True
+        t.grad_fn = fn
+        return t
+
+    # ---------------------------------------------------------------- attributes
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> "Tensor":
+        """All dimensions reversed (as NumPy's and PyTorch's ``.T`` for 2-D)."""
+        return self.permute(*reversed(range(self.ndim)))
+
+    def size(self, dim: int | None = None):
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = ""
+        if self.data.dtype != np.float32:
+            extra += f", dtype={self.data.dtype}"
+        if self.grad_fn is not None:
+            extra += f", grad_fn={self.grad_fn!r}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"bool() of a tensor with {self.data.size} elements is ambiguous")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.data)
+
+    __hash__ = object.__hash__  # __eq__ is elementwise, identity hashing stays
+
+    # ---------------------------------------------------------------- conversion
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor has {self.data.size} elements, expected exactly 1")
+        return self.data.reshape(()).item()
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError("numpy(): tensor requires grad; call .detach().numpy() (or use .data)")
+        return self.data
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph (shares memory, like PyTorch)."""
+        return Tensor._wrap(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got dtype {self.dtype}")
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def astype(self, dtype) -> "Tensor":
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        if dtype.kind in _FLOAT_KINDS and self.data.dtype.kind in _FLOAT_KINDS:
+            return ops.Cast.apply(self, dtype=dtype)
+        return Tensor._wrap(self.data.astype(dtype))
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def long(self) -> "Tensor":
+        return self.astype(np.int64)
+
+    def int(self) -> "Tensor":
+        return self.astype(np.int32)
+
+    def bool(self) -> "Tensor":
+        return self.astype(np.bool_)
+
+    def contiguous(self) -> "Tensor":
+        return self
+
+    def clone(self) -> "Tensor":
+        return ops.Clone.apply(self)
+
+    # ---------------------------------------------------------------- autograd
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (a NumPy array)."""
+        from minigrad.autograd import backward
+
+        backward((self,), None if grad is None else (grad,), retain_graph=retain_graph)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` during backward."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        if self.grad_fn is None:
+            return
+        fn = self.grad_fn
+        if fn.retainers is None:
+            fn.retainers = []
+        fn.retainers.append(weakref.ref(self))
+
+    def zero_grad_(self) -> None:
+        self.grad = None
+
+    # ---------------------------------------------------------------- arithmetic
+    def _lift(self, other) -> "Tensor":
+        """Turn a scalar/array operand into a Tensor compatible with self (see dtype policy)."""
+        if isinstance(other, Tensor):
+            return other
+        if self.data.dtype.kind in _FLOAT_KINDS:
+            return Tensor._wrap(np.asarray(other, dtype=self.data.dtype))
+        arr = np.asarray(other)
+        if arr.dtype == np.float64 and not isinstance(other, np.ndarray):
+            arr = arr.astype(np.float32)
+        return Tensor._wrap(arr)
+
+    def __add__(self, other):
+        return ops.Add.apply(*_binary("add", self, self._lift(other)))
+
+    def __radd__(self, other):
+        return ops.Add.apply(*_binary("add", self._lift(other), self))
+
+    def __sub__(self, other):
+        return ops.Sub.apply(*_binary("sub", self, self._lift(other)))
+
+    def __rsub__(self, other):
+        return ops.Sub.apply(*_binary("sub", self._lift(other), self))
+
+    def __mul__(self, other):
+        return ops.Mul.apply(*_binary("mul", self, self._lift(other)))
+
+    def __rmul__(self, other):
+        return ops.Mul.apply(*_binary("mul", self._lift(other), self))
+
+    def __truediv__(self, other):
+        return ops.Div.apply(*_binary("div", self, self._lift(other)))
+
+    def __rtruediv__(self, other):
+        return ops.Div.apply(*_binary("div", self._lift(other), self))
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):
+            return ops.Pow.apply(*_binary("pow", self, exponent))
+        if np.ndim(exponent) == 0:
+            return ops.PowScalar.apply(self, exponent=float(exponent))
+        return ops.Pow.apply(*_binary("pow", self, self._lift(exponent)))
+
+    def __rpow__(self, base):
+        return ops.Pow.apply(*_binary("pow", self._lift(base), self))
+
+    def __matmul__(self, other):
+        return matmul(self, self._lift(other))
+
+    def __rmatmul__(self, other):
+        return matmul(self._lift(other), self)
+
+    def __neg__(self):
+        return ops.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    # comparisons: results never require grad
+    def __eq__(self, other):  # type: ignore[override]
+        return Tensor._wrap(self.data == _raw(other))
+
+    def __ne__(self, other):  # type: ignore[override]
+        return Tensor._wrap(self.data != _raw(other))
+
+    def __lt__(self, other):
+        return Tensor._wrap(self.data < _raw(other))
+
+    def __le__(self, other):
+        return Tensor._wrap(self.data <= _raw(other))
+
+    def __gt__(self, other):
+        return Tensor._wrap(self.data > _raw(other))
+
+    def __ge__(self, other):
+        return Tensor._wrap(self.data >= _raw(other))
+
+    def __invert__(self):
+        if self.data.dtype != np.bool_:
+            raise TypeError(f"~ is defined for bool tensors, got dtype {self.dtype}")
+        return Tensor._wrap(~self.data)
+
+    def __and__(self, other):
+        return Tensor._wrap(self.data & _raw(other))
+
+    def __or__(self, other):
+        return Tensor._wrap(self.data | _raw(other))
+
+    # ---------------------------------------------------------------- elementwise math
+    def neg(self):
+        return ops.Neg.apply(self)
+
+    def exp(self):
+        return ops.Exp.apply(self)
+
+    def log(self):
+        return ops.Log.apply(self)
+
+    def sqrt(self):
+        return ops.Sqrt.apply(self)
+
+    def rsqrt(self):
+        return ops.PowScalar.apply(self, exponent=-0.5)
+
+    def abs(self):
+        return ops.Abs.apply(self)
+
+    def tanh(self):
+        return ops.Tanh.apply(self)
+
+    def sigmoid(self):
+        return ops.Sigmoid.apply(self)
+
+    def relu(self):
+        return ops.Relu.apply(self)
+
+    def gelu(self, approximate: str = "none"):
+        if approximate == "none":
+            return ops.Gelu.apply(self)
+        if approximate == "tanh":
+            return ops.GeluTanh.apply(self)
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        return ops.Softplus.apply(self, beta=float(beta), threshold=float(threshold))
+
+    def sin(self):
+        return ops.Sin.apply(self)
+
+    def cos(self):
+        return ops.Cos.apply(self)
+
+    def erf(self):
+        return ops.Erf.apply(self)
+
+    def square(self):
+        return self * self
+
+    def sign(self):
+        return Tensor._wrap(np.sign(self.data))
+
+    def clamp(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return ops.Clamp.apply(self, lo=min, hi=max)
+
+    clip = clamp
+
+    def maximum(self, other):
+        return maximum(self, other)
+
+    def minimum(self, other):
+        return minimum(self, other)
+
+    # ---------------------------------------------------------------- reductions
+    def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_args("sum", self, axis, keepdims, dim, keepdim)
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_args("mean", self, axis, keepdims, dim, keepdim)
+        count = _reduced_count(self.shape, axis)
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims) * (1.0 / count)
+
+    def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        """Maximum values (like ``torch.amax``; for the indices use ``argmax``).
+
+        Ties: the gradient is split evenly among the tied elements (as ``torch.amax``).
+        """
+        axis, keepdims = _axis_args("max", self, axis, keepdims, dim, keepdim)
+        _check_nonempty_reduction("max", self, axis)
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        """Minimum values; ties split the gradient evenly (min(x) = -max(-x))."""
+        axis, keepdims = _axis_args("min", self, axis, keepdims, dim, keepdim)
+        _check_nonempty_reduction("min", self, axis)
+        return -ops.Max.apply(-self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_args("argmax", self, axis, keepdims, dim, keepdim, single=True)
+        return Tensor._wrap(np.argmax(self.data, axis=axis, keepdims=keepdims))
+
+    def argmin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_args("argmin", self, axis, keepdims, dim, keepdim, single=True)
+        return Tensor._wrap(np.argmin(self.data, axis=axis, keepdims=keepdims))
+
+    def var(self, axis=None, keepdims: bool = False, *, correction: int = 1, dim=None, keepdim=None,
+            unbiased=None):
+        """Variance with Bessel's correction by default (``correction=1``), as ``torch.var``."""
+        axis, keepdims = _axis_args("var", self, axis, keepdims, dim, keepdim)
+        if unbiased is not None:
+            correction = 1 if unbiased else 0
+        dof = _reduced_count(self.shape, axis) - correction
+        centered = self - self.mean(axis=axis, keepdims=True)
+        return (centered * centered).sum(axis=axis, keepdims=keepdims) * (1.0 / dof if dof > 0 else float("nan"))
+
+    def std(self, axis=None, keepdims: bool = False, *, correction: int = 1, dim=None, keepdim=None,
+            unbiased=None):
+        return self.var(axis, keepdims, correction=correction, dim=dim, keepdim=keepdim, unbiased=unbiased).sqrt()
+
+    def logsumexp(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        axis, keepdims = _axis_args("logsumexp", self, axis, keepdims, dim, keepdim)
+        return ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+
+    def softmax(self, dim: int = -1):
+        return ops.Softmax.apply(self, axis=_norm_axis("softmax", self.ndim, dim))
+
+    def log_softmax(self, dim: int = -1):
+        return ops.LogSoftmax.apply(self, axis=_norm_axis("log_softmax", self.ndim, dim))
+
+    # ---------------------------------------------------------------- shape
+    def reshape(self, *shape):
+        new_shape = _resolve_shape("reshape", self.shape, _shape_arg(shape))
+        if new_shape == self.shape:
+            return self
+        return ops.Reshape.apply(self, shape=new_shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s = _norm_axis("flatten", self.ndim, start_dim)
+        e = _norm_axis("flatten", self.ndim, end_dim)
+        if s > e:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        shape = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
+        return self.reshape(shape)
+
+    def unsqueeze(self, dim: int):
+        d = _norm_axis("unsqueeze", self.ndim + 1, dim)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(tuple(s for s in self.shape if s != 1))
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = {_norm_axis("squeeze", self.ndim, d) for d in dims}
+        return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
+
+    def permute(self, *dims):
+        dims = _shape_arg(dims)
+        if sorted(_norm_axis("permute", self.ndim, d) for d in dims) != list(range(self.ndim)):
+            raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of {self.ndim} dimensions")
+        axes = tuple(_norm_axis("permute", self.ndim, d) for d in dims)
+        return ops.Permute.apply(self, axes=axes)
+
+    def transpose(self, dim0: int, dim1: int):
+        """Swap two dimensions (PyTorch's meaning, not NumPy's full permutation)."""
+        axes = list(range(self.ndim))
+        a, b = _norm_axis("transpose", self.ndim, dim0), _norm_axis("transpose", self.ndim, dim1)
+        axes[a], axes[b] = axes[b], axes[a]
+        return ops.Permute.apply(self, axes=tuple(axes))
+
+    swapaxes = transpose
+
+    def expand(self, *sizes):
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"expand: cannot expand shape {self.shape} to {tuple(sizes)} (fewer dimensions)")
+        lead = len(sizes) - self.ndim
+        target = tuple(self.shape[i - lead] if (s == -1 and i >= lead) else s for i, s in enumerate(sizes))
+        for i in range(self.ndim):
+            if self.shape[i] != 1 and self.shape[i] != target[i + lead]:
+                raise ValueError(f"expand: cannot expand shape {self.shape} to {tuple(sizes)}")
+        if target == self.shape:
+            return self
+        return ops.Expand.apply(self, shape=target)
+
+    broadcast_to = expand
+
+    def sum_to(self, shape):
+        """Sum broadcast dimensions away so the result has ``shape`` (the inverse of expand)."""
+        shape = tuple(shape)
+        if shape == self.shape:
+            return self
+        return ops.SumTo.apply(self, shape=shape)
+
+    def __getitem__(self, index):
+        return ops.GetItem.apply(self, index=_index_arg(index))
+
+    def gather(self, dim: int, index):
+        """``out[i][j] = self[i][index[i][j]]`` along ``dim`` (torch.gather / take_along_axis)."""
+        idx = _raw(index)
+        axis = _norm_axis("gather", self.ndim, dim)
+        if not isinstance(idx, np.ndarray) or idx.dtype.kind not in "iu":
+            raise TypeError(f"gather: index must be an integer tensor, got {type(index).__name__}")
+        if idx.ndim != self.ndim:
+            raise ValueError(f"gather: index has {idx.ndim} dimensions, input has {self.ndim}")
+        n = self.shape[axis]
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"gather: index out of range for dimension {dim} of size {n}")
+        return ops.Gather.apply(self, index=idx, axis=axis)
+
+    take_along_axis = gather
+
+    def split(self, split_size_or_sections, dim: int = 0):
+        return split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        return chunk(self, chunks, dim)
+
+    def masked_fill(self, mask, value):
+        mask = _raw(mask)
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+            raise TypeError("masked_fill: mask must be a bool tensor")
+        try:
+            np.broadcast_shapes(mask.shape, self.shape)
+        except ValueError:
+            raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to {self.shape}") from None
+        if np.broadcast_shapes(mask.shape, self.shape) != self.shape:
+            raise ValueError(f"masked_fill: mask of shape {mask.shape} would grow the input {self.shape}")
+        return where(mask, value, self)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers shared by the Tensor methods and the functions below
+# ----------------------------------------------------------------------------------------------
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _binary(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Check that two operands can meet: same float dtype and broadcastable shapes."""
+    da, db = a.data.dtype, b.data.dtype
+    if da != db:
+        fa, fb = da.kind == "f", db.kind == "f"
+        if fa and fb:
+            raise TypeError(f"{op}: mixed float dtypes {da} and {db}; cast one with .float() or .double()")
+        if fa:
+            b = Tensor._wrap(b.data.astype(da))
+        elif fb:
+            a = Tensor._wrap(a.data.astype(db))
+    if a.data.shape != b.data.shape:
+        try:
+            np.broadcast_shapes(a.data.shape, b.data.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+    return a, b
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _resolve_shape(op: str, old: tuple, new: tuple) -> tuple:
+    size = int(np.prod(old))
+    if new.count(-1) > 1:
+        raise ValueError(f"{op}: only one dimension can be -1, got {new}")
+    if -1 in new:
+        known = int(np.prod([s for s in new if s != -1]))
+        if known == 0 or size % known:
+            raise ValueError(f"{op}: cannot reshape tensor of shape {old} into {new}")
+        new = tuple(size // known if s == -1 else s for s in new)
+    if int(np.prod(new)) != size:
+        raise ValueError(f"{op}: cannot reshape tensor of shape {old} (size {size}) into {new}")
+    return new
+
+
+def _norm_axis(op: str, ndim: int, axis: int) -> int:
+    axis = int(axis)
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise IndexError(f"{op}: dimension {axis} out of range for a tensor with {ndim} dimensions")
+    return axis % max(ndim, 1)
+
+
+def _axis_args(op, t, axis, keepdims, dim, keepdim, single=False):
+    if dim is not None:
+        axis = dim
+    if keepdim is not None:
+        keepdims = keepdim
+    if axis is None:
+        return None, bool(keepdims)
+    if isinstance(axis, (tuple, list)):
+        if single:
+            raise TypeError(f"{op}: takes a single dimension, got {axis}")
+        axes = tuple(sorted({_norm_axis(op, t.ndim, a) for a in axis}))
+        return axes, bool(keepdims)
+    return _norm_axis(op, t.ndim, axis), bool(keepdims)
+
+
+def _reduced_count(shape: tuple, axis) -> int:
+    if axis is None:
+        return int(np.prod(shape))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return int(np.prod([shape[a] for a in axes]))
+
+
+def _check_nonempty_reduction(op, t, axis):
+    if _reduced_count(t.shape, axis) == 0:
+        raise ValueError(f"{op}: cannot reduce over an empty dimension (input shape {t.shape})")
+
+
+def _index_arg(index):
+    """Tensors inside an index become arrays; the index is normalised to a tuple."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    out = []
+    for item in index:
+        if isinstance(item, Tensor):
+            item = item.data
+        elif isinstance(item, list):
+            item = np.asarray(item)
+        if isinstance(item, np.ndarray) and item.dtype.kind not in "iub":
+            raise IndexError(f"indexing: index arrays must be integer or bool, got dtype {item.dtype}")
+        out.append(item)
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# functions of several tensors
+# ----------------------------------------------------------------------------------------------
+def _as_tensor(x, like: Tensor | None = None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if like is not None:
+        return like._lift(x)
+    return Tensor(x)
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product with NumPy's rules: 1-D operands, batched and broadcast batch dims."""
+    a = _as_tensor(a, b if isinstance(b, Tensor) else None)
+    b = _as_tensor(b, a)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    a, b = _binary_dtype("matmul", a, b)
+    k_a = a.shape[-1]
+    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({k_a} != {k_b})")
+    if a.ndim > 2 or b.ndim > 2:
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast") from None
+    return ops.MatMul.apply(a, b)
+
+
+def _binary_dtype(op, a, b):
+    if a.dtype != b.dtype:
+        return _binary(op, a, b) if a.shape == b.shape else _binary_dtype_only(op, a, b)
+    return a, b
+
+
+def _binary_dtype_only(op, a, b):
+    da, db = a.dtype, b.dtype
+    if da.kind == "f" and db.kind == "f":
+        raise TypeError(f"{op}: mixed float dtypes {da} and {db}; cast one with .float() or .double()")
+    if da.kind == "f":
+        return a, Tensor._wrap(b.data.astype(da))
+    if db.kind == "f":
+        return Tensor._wrap(a.data.astype(db)), b
+    return a, b
+
+
+def where(condition, x, y) -> Tensor:
+    """``x`` where ``condition`` is True, else ``y`` (broadcasting all three)."""
+    cond = _raw(condition)
+    if not isinstance(cond, np.ndarray) or cond.dtype != np.bool_:
+        cond = np.asarray(cond)
+        if cond.dtype != np.bool_:
+            raise TypeError(f"where: condition must be bool, got dtype {cond.dtype}")
+    like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else None
+    if like is None:
+        raise TypeError("where: at least one of x and y must be a Tensor")
+    x, y = _binary("where", _as_tensor(x, like), _as_tensor(y, like))
+    try:
+        np.broadcast_shapes(cond.shape, x.shape, y.shape)
+    except ValueError:
+        raise ValueError(f"where: condition {cond.shape}, x {x.shape} and y {y.shape} cannot be broadcast") from None
+    return ops.Where.apply(x, y, condition=cond)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum; at ties each side gets half the gradient (as torch.maximum)."""
+    like = a if isinstance(a, Tensor) else b
+    return ops.Maximum.apply(*_binary("maximum", _as_tensor(a, like), _as_tensor(b, like)))
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise minimum = -maximum(-a, -b)."""
+    like = a if isinstance(a, Tensor) else b
+    return -maximum(-_as_tensor(a, like), -_as_tensor(b, like))
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along an existing dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    tensors = [_as_tensor(t, tensors[0] if isinstance(tensors[0], Tensor) else None) for t in tensors]
+    first = tensors[0]
+    axis = _norm_axis("cat", first.ndim, dim)
+    for i, t in enumerate(tensors):
+        if t.ndim != first.ndim or t.shape[:axis] + t.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:]:
+            raise ValueError(f"cat: tensor {i} has shape {t.shape}, incompatible with {first.shape} outside dim {dim}")
+        if t.dtype != first.dtype:
+            raise TypeError(f"cat: tensor {i} has dtype {t.dtype}, tensor 0 has {first.dtype}")
+    if len(tensors) == 1:
+        return first
+    return ops.Cat.apply(*tensors, axis=axis)
+
+
+concatenate = cat
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along a new dimension."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shape = _raw(tensors[0]).shape if isinstance(tensors[0], Tensor) else np.shape(tensors[0])
+    for i, t in enumerate(tensors):
+        if np.shape(_raw(t)) != shape:
+            raise ValueError(f"stack: tensor {i} has shape {np.shape(_raw(t))}, tensor 0 has {shape}")
+    d = _norm_axis("stack", len(shape) + 1, dim)
+    return cat([_as_tensor(t).unsqueeze(d) for t in tensors], dim=d)
+
+
+def split(t: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
+    """Pieces of size ``split_size`` (last may be smaller) or of the listed sizes."""
+    axis = _norm_axis("split", t.ndim, dim)
+    n = t.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+        sizes = [split_size_or_sections] * (n // split_size_or_sections)
+        if n % split_size_or_sections:
+            sizes.append(n % split_size_or_sections)
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, dimension {dim} has size {n}")
+    pieces, start = [], 0
+    lead = (slice(None),) * axis
+    for s in sizes:
+        pieces.append(t[lead + (slice(start, start + s),)])
+        start += s
+    return tuple(pieces)
+
+
+def chunk(t: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    """Split into ``chunks`` pieces of size ceil(n / chunks) (PyTorch's rule)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = t.shape[_norm_axis("chunk", t.ndim, dim)]
+    return split(t, max(1, -(-n // chunks)), dim)
+
+
+from minigrad import ops  # noqa: E402  (ops needs Tensor and Function defined above)
