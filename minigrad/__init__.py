@@ -35,6 +35,8 @@ from minigrad.random import (
 )
 from minigrad import functional
 from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from minigrad.serialization import load, load_checkpoint, save, save_checkpoint
+from minigrad import nn, optim
 
 float32 = "float32"
 float64 = "float64"

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from minigrad.ops import sum_to_array
 from minigrad.tensor import Function, Tensor, _set_grad_enabled
 
 _FREED = (
@@ -23,32 +24,36 @@ _FREED = (
 
 
 def _topological_order(roots: Sequence[Function]) -> list[Function]:
-    """Nodes reachable from ``roots``, every node after all nodes it depends on."""
+    """Nodes reachable from ``roots``, every node after all nodes it depends on.
+
+    Depth-first with an explicit stack of (node, iterator over its inputs): a node is emitted
+    once all its inputs' nodes have been, without recursion."""
     order: list[Function] = []
-    visited: set[int] = set()
+    visited: set[Function] = set()
     for root in roots:
-        if id(root) in visited:
+        if root in visited:
             continue
-        stack = [(root, False)]
+        if root.inputs is None:
+            raise RuntimeError(_FREED)
+        visited.add(root)
+        stack = [(root, iter(root.inputs))]
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            if node.inputs is None:
-                raise RuntimeError(_FREED)
-            stack.append((node, True))
-            for t in node.inputs:
+            node, inputs = stack[-1]
+            for t in inputs:
                 parent = t.grad_fn
-                if parent is not None and id(parent) not in visited:
-                    stack.append((parent, False))
+                if parent is not None and parent not in visited:
+                    if parent.inputs is None:
+                        raise RuntimeError(_FREED)
+                    visited.add(parent)
+                    stack.append((parent, iter(parent.inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
     return order
 
 
-def _root_grads(outputs: Sequence[Tensor], grads, fn_name: str) -> list[Tensor]:
+def _root_grads(outputs: Sequence[Tensor], grads, fn_name: str) -> list[np.ndarray]:
     if grads is None:
         grads = [None] * len(outputs)
     if len(grads) != len(outputs):
@@ -68,85 +73,90 @@ def _root_grads(outputs: Sequence[Tensor], grads, fn_name: str) -> list[Tensor]:
                     f"{fn_name}: grad can be implicitly created only for scalar outputs; "
                     f"output {i} has shape {out.shape} — pass a gradient of that shape"
                 )
-            g = Tensor._wrap(np.ones(out.shape, dtype=out.dtype))
+            g = np.ones(out.shape, dtype=out.dtype)
         else:
-            g = g if isinstance(g, Tensor) else Tensor._wrap(np.asarray(g, dtype=out.dtype))
+            g = np.asarray(g.data if isinstance(g, Tensor) else g, dtype=out.dtype)
             if g.shape != out.shape:
                 raise ValueError(f"{fn_name}: gradient {i} has shape {g.shape}, output has shape {out.shape}")
-            if g.dtype != out.dtype:
-                g = Tensor._wrap(g.data.astype(out.dtype))
         result.append(g)
     return result
 
 
 def _run(outputs, grad_outputs, retain_graph, create_graph, capture, fn_name):
-    """The backward pass. ``capture`` maps id(input tensor) -> slot for ``grad``; with
-    ``capture=None`` the gradients accumulate into the leaves' ``.grad`` instead."""
-    root_grads = _root_grads(outputs, grad_outputs, fn_name)
-    # gradients for leaves (or for grad()'s inputs), summed out of place during the pass
-    captured: dict[int, Tensor] = {}
-    leaves: dict[int, Tensor] = {}
-    pending: dict[int, Tensor] = {}
-    roots = []
+    """The backward pass. ``capture`` maps id(input tensor) -> tensor for ``grad``; with
+    ``capture=None`` the gradients accumulate into the leaves' ``.grad`` instead.
+
+    Gradients flow as NumPy arrays, or as Tensors when ``create_graph`` (see ``Function``)."""
+    root_arrays = _root_grads(outputs, grad_outputs, fn_name)
+    root_grads = [Tensor._wrap(g) for g in root_arrays] if create_graph else root_arrays
+    captured: dict[int, object] = {}  # grad(): id(input) -> its gradient
+    leaves: dict[Tensor, object] = {}  # backward(): leaf -> its gradient, summed out of place
+    pending: dict[Function, object] = {}  # node -> gradient of its output, summed so far
     for out, g in zip(outputs, root_grads):
         if out.grad_fn is None:  # an output that is itself a leaf
             _collect_leaf(out, g, capture, captured, leaves)
-            continue
-        key = id(out.grad_fn)
-        pending[key] = pending[key] + g if key in pending else g
-        roots.append(out.grad_fn)
-    order = _topological_order(roots)
-    # non-leaf inputs of grad(): their node's gradient is theirs
-    capture_nodes = {}
-    if capture is not None:
-        for t_id, t in capture.items():
-            if t.grad_fn is not None:
-                capture_nodes.setdefault(id(t.grad_fn), []).append(t)
+        else:
+            node = out.grad_fn
+            pending[node] = pending[node] + g if node in pending else g
+    order = _topological_order(list(pending))
+    capture_nodes: dict[Function, list[Tensor]] = {}  # non-leaf inputs of grad()
+    for t in (capture or {}).values():
+        if t.grad_fn is not None:
+            capture_nodes.setdefault(t.grad_fn, []).append(t)
 
     previous = _set_grad_enabled(create_graph)
     try:
         for node in reversed(order):
-            g = pending.pop(id(node), None)
+            g = pending.pop(node, None)
             if g is None:
                 continue
             if node.retainers:
-                for ref in node.retainers:
-                    t = ref()
-                    if t is not None:
-                        t.grad = g.data.copy() if t.grad is None else t.grad + g.data
-            for t in capture_nodes.get(id(node), ()):
-                captured[id(t)] = g
-            if node.inputs is None:
-                raise RuntimeError(_FREED)
+                _retain(node, g)
+            if capture_nodes and node in capture_nodes:
+                for t in capture_nodes[node]:
+                    captured[id(t)] = g
             in_grads = node.backward(g)
-            if not isinstance(in_grads, tuple):
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             for inp, ig, need in zip(node.inputs, in_grads, node.needs_input_grad):
-                if not need or ig is None:
+                if ig is None or not need:
                     continue
-                if ig.shape != inp.shape:
-                    ig = ig.sum_to(inp.shape)
+                if ig.shape != inp.data.shape:
+                    ig = ig.sum_to(inp.shape) if create_graph else sum_to_array(ig, inp.data.shape)
                 parent = inp.grad_fn
                 if parent is None:
                     _collect_leaf(inp, ig, capture, captured, leaves)
+                elif parent in pending:
+                    pending[parent] = pending[parent] + ig
                 else:
-                    key = id(parent)
-                    pending[key] = pending[key] + ig if key in pending else ig
+                    pending[parent] = ig
             if not retain_graph:
                 node.release()
     finally:
         _set_grad_enabled(previous)
-    _accumulate_into_leaves(leaves, {id(g.data) for g in root_grads})
+    _accumulate_into_leaves(leaves, {id(g) for g in root_arrays})
     return captured
 
 
+def _retain(node: Function, g) -> None:
+    for ref in node.retainers:
+        t = ref()
+        if t is not None:
+            arr = _array(g)
+            t.grad = arr.copy() if t.grad is None else t.grad + arr
+
+
+def _array(g) -> np.ndarray:
+    return g.data if isinstance(g, Tensor) else g
+
+
 def _collect_leaf(leaf, g, capture, captured, leaves):
-    key = id(leaf)
     if capture is not None:  # grad(): only the requested inputs, nothing touches .grad
+        key = id(leaf)
         if key in capture:
             captured[key] = captured[key] + g if key in captured else g
     elif leaf.requires_grad:  # backward(): every leaf
-        leaves[key] = (leaf, leaves[key][1] + g) if key in leaves else (leaf, g)
+        leaves[leaf] = leaves[leaf] + g if leaf in leaves else g
 
 
 def _accumulate_into_leaves(leaves: dict, foreign: set[int]) -> None:
@@ -154,8 +164,8 @@ def _accumulate_into_leaves(leaves: dict, foreign: set[int]) -> None:
     (optimizers and clip_grad_norm_ update it in place), so an array that is a view, read-only,
     the caller's own, or already given to another leaf is copied first."""
     given: set[int] = set(foreign)
-    for leaf, g in leaves.values():
-        arr = g.data
+    for leaf, g in leaves.items():
+        arr = _array(g)
         if leaf.grad is None:
             if arr.base is not None or not arr.flags.writeable or id(arr) in given:
                 arr = arr.copy()
@@ -200,7 +210,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
                 f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
                 "pass allow_unused=True to get None for it"
             )
-        if g is not None and not create_graph:
-            g = Tensor._wrap(g.data)
+        if g is not None and not isinstance(g, Tensor):
+            g = Tensor._wrap(g)
         result.append(g)
     return tuple(result)

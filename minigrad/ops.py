@@ -1,9 +1,10 @@
-"""The primitive operations: NumPy forward and Tensor backward, side by side.
+"""The primitive operations: forward and backward side by side.
 
-Every ``backward`` is written with Tensor operations, so a backward pass run with
-``create_graph=True`` is itself differentiable. Gradients may come back in the broadcast shape;
-``minigrad.autograd`` sums them to each input's shape. Composite operations (``mean``, ``var``,
-``min``, ``stack``, ``split`` …) are built from these in ``tensor.py`` and need no rule.
+``forward`` works on NumPy arrays. ``backward`` is written once for two modes (see
+``Function``): on arrays for a plain ``backward()`` and on Tensors under ``create_graph=True``,
+which makes every rule differentiable again. Rules use operators, shared methods and ``xp()``.
+Composite operations (``mean``, ``var``, ``min``, ``stack``, ``split`` …) are built from these
+in ``tensor.py`` and need no rule of their own.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import math
 import numpy as np
 from scipy import special
 
+from minigrad import tensor as _tensor
 from minigrad.tensor import Function, Tensor, where
 
 _SQRT_2 = math.sqrt(2.0)
@@ -20,8 +22,60 @@ _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _GELU_TANH_K = math.sqrt(2.0 / math.pi)
 
 
-def _const(arr: np.ndarray) -> Tensor:
-    return Tensor._wrap(arr)
+def sum_to_array(x: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a broadcast array back to ``shape`` (the adjoint of broadcasting)."""
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
+    out = x.sum(axis=axes, keepdims=True) if axes else x
+    return out.reshape(shape)
+
+
+class _ArrayMath:
+    """``xp()`` when no graph is being built: the NumPy functions backward rules need."""
+
+    exp, log, tanh, sin, cos = np.exp, np.log, np.tanh, np.sin, np.cos
+    sigmoid, erf = special.expit, special.erf
+    broadcast_to = staticmethod(np.broadcast_to)
+    sum_to = staticmethod(sum_to_array)
+
+    @staticmethod
+    def where(condition, x, y):
+        return np.where(condition, x, y)
+
+    @staticmethod
+    def permute(x, axes):
+        return x.transpose(axes)
+
+    @staticmethod
+    def index_add(g, shape, index):
+        return index_add_array(g, shape, index)
+
+    @staticmethod
+    def embedding_grad(rows, num, ids):
+        return scatter_rows_array(rows, num, ids)
+
+
+class _TensorMath:
+    """``xp()`` under ``create_graph=True``: the same functions as differentiable Tensor ops."""
+
+    exp = staticmethod(lambda x: x.exp())
+    log = staticmethod(lambda x: x.log())
+    tanh = staticmethod(lambda x: x.tanh())
+    sin = staticmethod(lambda x: x.sin())
+    cos = staticmethod(lambda x: x.cos())
+    sigmoid = staticmethod(lambda x: x.sigmoid())
+    erf = staticmethod(lambda x: x.erf())
+    where = staticmethod(where)
+    broadcast_to = staticmethod(lambda x, shape: x.expand(*shape))
+    sum_to = staticmethod(lambda x, shape: x.sum_to(shape))
+    permute = staticmethod(lambda x, axes: x.permute(*axes))
+    index_add = staticmethod(lambda g, shape, index: IndexAdd.apply(g, shape=shape, index=index))
+    embedding_grad = staticmethod(lambda rows, num, ids: EmbeddingGrad.apply(rows, num=num, ids=ids))
+
+
+def xp():
+    """The math namespace for backward rules in the current mode (arrays or Tensors)."""
+    return _TensorMath if _tensor._grad_enabled else _ArrayMath
 
 
 # ------------------------------------------------------------------------------ binary
@@ -48,7 +102,7 @@ class Mul(Function):
         return a * b
 
     def backward(self, g):
-        a, b = self.inputs
+        a, b = self.args()
         need_a, need_b = self.needs_input_grad
         return (g * b if need_a else None), (g * a if need_b else None)
 
@@ -59,7 +113,7 @@ class Div(Function):
 
     def backward(self, g):
         # d(a/b)/da = 1/b ; d(a/b)/db = -a/b²
-        a, b = self.inputs
+        a, b = self.args()
         need_a, need_b = self.needs_input_grad
         ga = g / b if need_a else None
         gb = -g * a / (b * b) if need_b else None
@@ -73,10 +127,10 @@ class Pow(Function):
         return self.save_output(np.power(a, b))
 
     def backward(self, g):
-        a, b = self.inputs
+        a, b = self.args()
         need_a, need_b = self.needs_input_grad
         ga = g * b * a ** (b - 1.0) if need_a else None
-        gb = g * self.output() * a.log() if need_b else None
+        gb = g * self.output() * xp().log(a) if need_b else None
         return ga, gb
 
 
@@ -88,7 +142,7 @@ class PowScalar(Function):
         return np.power(x, x.dtype.type(exponent)) if x.dtype.kind == "f" else np.power(x, exponent)
 
     def backward(self, g):
-        (x,) = self.inputs
+        (x,) = self.args()
         c = self.exponent
         if c == 2.0:
             return g * x * 2.0
@@ -104,7 +158,7 @@ class Maximum(Function):
         return out
 
     def backward(self, g):
-        w = _const(self.weight_a)
+        w = self.weight_a
         need_a, need_b = self.needs_input_grad
         return (g * w if need_a else None), (g * (1.0 - w) if need_b else None)
 
@@ -115,10 +169,10 @@ class Where(Function):
         return np.where(condition, x, y)
 
     def backward(self, g):
-        cond = self.condition
+        cond, math = self.condition, xp()
         need_x, need_y = self.needs_input_grad
-        gx = where(cond, g, 0.0) if need_x else None
-        gy = where(cond, 0.0, g) if need_y else None
+        gx = math.where(cond, g, 0.0) if need_x else None
+        gy = math.where(cond, 0.0, g) if need_y else None
         return gx, gy
 
 
@@ -129,23 +183,23 @@ class MatMul(Function):
         return np.matmul(a, b)
 
     def backward(self, g):
-        a, b = self.inputs
+        a, b = self.args()
         need_a, need_b = self.needs_input_grad
         a_vec, b_vec = a.ndim == 1, b.ndim == 1
         if a_vec and b_vec:  # dot product: g is a scalar
             return (g * b if need_a else None), (g * a if need_b else None)
-        a2 = a.unsqueeze(0) if a_vec else a  # (…, M, K)
-        b2 = b.unsqueeze(1) if b_vec else b  # (…, K, N)
-        g2 = g.unsqueeze(-2) if a_vec else g.unsqueeze(-1) if b_vec else g  # (…, M, N)
+        a2 = a[None, :] if a_vec else a  # (…, M, K)
+        b2 = b[:, None] if b_vec else b  # (…, K, N)
+        g2 = g[..., None, :] if a_vec else g[..., None] if b_vec else g  # (…, M, N)
         ga = gb = None
         if need_a:
-            ga = g2 @ b2.transpose(-1, -2)  # (…, M, K)
+            ga = g2 @ b2.swapaxes(-1, -2)  # (…, M, K)
             if a_vec:
-                ga = ga.squeeze(-2)
+                ga = ga[..., 0, :]
         if need_b:
-            gb = a2.transpose(-1, -2) @ g2  # (…, K, N)
+            gb = a2.swapaxes(-1, -2) @ g2  # (…, K, N)
             if b_vec:
-                gb = gb.squeeze(-1)
+                gb = gb[..., 0]
         return ga, gb
 
 
@@ -166,7 +220,7 @@ class Cast(Function):
         return x.astype(dtype)
 
     def backward(self, g):
-        return g.astype(self.in_dtype)
+        return g.astype(self.in_dtype)  # arrays and Tensors both have astype
 
 
 class Clone(Function):
@@ -190,7 +244,7 @@ class Log(Function):
         return np.log(x)
 
     def backward(self, g):
-        return g / self.inputs[0]
+        return g / self.args()[0]
 
 
 class Sqrt(Function):
@@ -207,7 +261,7 @@ class Abs(Function):
         return np.abs(x)
 
     def backward(self, g):
-        return g * _const(self.sign)
+        return g * self.sign
 
 
 class Tanh(Function):
@@ -234,7 +288,7 @@ class Relu(Function):
         return np.where(self.mask, x, x.dtype.type(0))
 
     def backward(self, g):
-        return where(self.mask, g, 0.0)
+        return xp().where(self.mask, g, 0.0)
 
 
 class Erf(Function):
@@ -242,8 +296,8 @@ class Erf(Function):
         return special.erf(x)
 
     def backward(self, g):
-        (x,) = self.inputs
-        return g * _TWO_OVER_SQRT_PI * (-(x * x)).exp()
+        (x,) = self.args()
+        return g * _TWO_OVER_SQRT_PI * xp().exp(-(x * x))
 
 
 class Gelu(Function):
@@ -253,9 +307,10 @@ class Gelu(Function):
         return 0.5 * x * (1.0 + special.erf(x / _SQRT_2))
 
     def backward(self, g):
-        (x,) = self.inputs
-        cdf = 0.5 * (1.0 + (x * (1.0 / _SQRT_2)).erf())
-        pdf = _INV_SQRT_2PI * (-0.5 * x * x).exp()
+        (x,) = self.args()
+        math = xp()
+        cdf = 0.5 * (1.0 + math.erf(x * (1.0 / _SQRT_2)))
+        pdf = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
         return g * (cdf + x * pdf)
 
 
@@ -267,9 +322,9 @@ class GeluTanh(Function):
 
     def backward(self, g):
         # d/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²),  t = tanh(u)
-        (x,) = self.inputs
+        (x,) = self.args()
         x2 = x * x
-        t = (_GELU_TANH_K * (x + 0.044715 * x2 * x)).tanh()
+        t = xp().tanh(_GELU_TANH_K * (x + 0.044715 * x2 * x))
         du = _GELU_TANH_K * (1.0 + 3 * 0.044715 * x2)
         return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
 
@@ -283,8 +338,9 @@ class Softplus(Function):
         return np.where(self.linear, x, soft)
 
     def backward(self, g):
-        (x,) = self.inputs
-        return where(self.linear, g, g * (self.beta * x).sigmoid())
+        (x,) = self.args()
+        math = xp()
+        return math.where(self.linear, g, g * math.sigmoid(self.beta * x))
 
 
 class Sin(Function):
@@ -292,7 +348,7 @@ class Sin(Function):
         return np.sin(x)
 
     def backward(self, g):
-        return g * self.inputs[0].cos()
+        return g * xp().cos(self.args()[0])
 
 
 class Cos(Function):
@@ -300,7 +356,7 @@ class Cos(Function):
         return np.cos(x)
 
     def backward(self, g):
-        return -g * self.inputs[0].sin()
+        return -g * xp().sin(self.args()[0])
 
 
 class Clamp(Function):
@@ -315,7 +371,7 @@ class Clamp(Function):
         return np.clip(x, lo, hi).astype(x.dtype, copy=False)
 
     def backward(self, g):
-        return where(self.mask, g, 0.0)
+        return xp().where(self.mask, g, 0.0)
 
 
 # ------------------------------------------------------------------------------ reductions
@@ -336,7 +392,7 @@ class Sum(Function):
     def backward(self, g):
         if not self.keepdims:
             g = g.reshape(_keepdims_shape(self.in_shape, self.axis))
-        return g.expand(*self.in_shape)
+        return xp().broadcast_to(g, self.in_shape)
 
 
 class Max(Function):
@@ -352,7 +408,7 @@ class Max(Function):
     def backward(self, g):
         if not self.keepdims:
             g = g.reshape(_keepdims_shape(self.share.shape, self.axis))
-        return g * _const(self.share)
+        return g * self.share
 
 
 class LogSumExp(Function):
@@ -366,9 +422,9 @@ class LogSumExp(Function):
         return self.save_output(out if keepdims else np.squeeze(out, axis=axis))
 
     def backward(self, g):
-        (x,) = self.inputs
+        (x,) = self.args()
         keep = _keepdims_shape(x.shape, self.axis)
-        return g.reshape(keep) * (x - self.output().reshape(keep)).exp()
+        return g.reshape(keep) * xp().exp(x - self.output().reshape(keep))
 
 
 class Softmax(Function):
@@ -395,7 +451,7 @@ class LogSoftmax(Function):
         return self.save_output(out)
 
     def backward(self, g):
-        return g - self.output().exp() * g.sum(axis=self.axis, keepdims=True)
+        return g - xp().exp(self.output()) * g.sum(axis=self.axis, keepdims=True)
 
 
 # ------------------------------------------------------------------------------ movement
@@ -416,7 +472,7 @@ class Permute(Function):
         return x.transpose(axes)
 
     def backward(self, g):
-        return g.permute(*np.argsort(self.axes).tolist())
+        return xp().permute(g, tuple(np.argsort(self.axes).tolist()))
 
 
 class Expand(Function):
@@ -425,7 +481,7 @@ class Expand(Function):
         return np.broadcast_to(x, shape)
 
     def backward(self, g):
-        return g.sum_to(self.in_shape)
+        return xp().sum_to(g, self.in_shape)
 
 
 class SumTo(Function):
@@ -433,13 +489,10 @@ class SumTo(Function):
 
     def forward(self, x, shape):
         self.in_shape = x.shape
-        lead = x.ndim - len(shape)
-        axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and x.shape[i + lead] != 1)
-        out = x.sum(axis=axes, keepdims=True) if axes else x
-        return out.reshape(shape)
+        return sum_to_array(x, shape)
 
     def backward(self, g):
-        return g.expand(*self.in_shape)
+        return xp().broadcast_to(g, self.in_shape)
 
 
 def _is_basic_index(index: tuple) -> bool:
@@ -457,7 +510,16 @@ class GetItem(Function):
             raise IndexError(f"indexing a tensor of shape {x.shape}: {e}") from None
 
     def backward(self, g):
-        return IndexAdd.apply(g, shape=self.in_shape, index=self.index)
+        return xp().index_add(g, self.in_shape, self.index)
+
+
+def index_add_array(g: np.ndarray, shape: tuple, index: tuple) -> np.ndarray:
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic_index(index):
+        out[index] = g  # basic indices never repeat an element
+    else:
+        np.add.at(out, index, g)  # repeated integer indices accumulate
+    return out
 
 
 class IndexAdd(Function):
@@ -465,12 +527,7 @@ class IndexAdd(Function):
 
     def forward(self, g, shape, index):
         self.index = index
-        out = np.zeros(shape, dtype=g.dtype)
-        if _is_basic_index(index):
-            out[index] = g
-        else:
-            np.add.at(out, index, g)
-        return out
+        return index_add_array(g, shape, index)
 
     def backward(self, gg):
         return gg[self.index]
@@ -491,7 +548,7 @@ class Gather(Function):
         return x[self.full_index]
 
     def backward(self, g):
-        return IndexAdd.apply(g, shape=self.in_shape, index=self.full_index)
+        return xp().index_add(g, self.in_shape, self.full_index)
 
 
 class Cat(Function):
@@ -533,7 +590,18 @@ class Embedding(Function):
         if self.padding_idx is not None:
             keep = np.nonzero(ids != self.padding_idx)[0]
             ids, rows = ids[keep], rows[keep]
-        return (EmbeddingGrad.apply(rows, num=self.num, ids=ids),)
+        return (xp().embedding_grad(rows, self.num, ids),)
+
+
+def scatter_rows_array(rows: np.ndarray, num: int, ids: np.ndarray) -> np.ndarray:
+    """out[i] = Σ rows[j] over j with ids[j] == i: sort the ids, sum each run (reduceat)."""
+    out = np.zeros((num, rows.shape[1]), dtype=rows.dtype)  # (V, D)
+    if ids.size:
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return out
 
 
 class EmbeddingGrad(Function):
@@ -541,13 +609,7 @@ class EmbeddingGrad(Function):
 
     def forward(self, rows, num, ids):
         self.ids = ids
-        out = np.zeros((num, rows.shape[1]), dtype=rows.dtype)
-        if ids.size:
-            order = np.argsort(ids, kind="stable")
-            sorted_ids = ids[order]
-            starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-            out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-        return out
+        return scatter_rows_array(rows, num, ids)
 
     def backward(self, gg):
         return gg[self.ids]

@@ -58,13 +58,18 @@ def enable_grad():
 # Graph node
 # ----------------------------------------------------------------------------------------------
 class Function:
-    """One operation in the graph: ``forward`` on NumPy arrays, ``backward`` on Tensors.
+    """One operation in the graph: ``forward`` on NumPy arrays, ``backward`` on gradients.
 
     A subclass implements ``forward(self, *arrays, **options) -> ndarray`` and
-    ``backward(self, grad) -> Tensor | tuple[Tensor | None, ...]`` (one entry per input).
-    In ``backward``, ``self.inputs`` are the input Tensors and ``self.output()`` is the result;
-    ``self.needs_input_grad[i]`` says whether input ``i`` wants a gradient. Gradients may have
-    the broadcast shape: the engine sums them back to each input's shape (one place for all ops).
+    ``backward(self, grad)`` returning one gradient per input (or None where not needed).
+
+    ``backward`` is written once and runs in two modes. When no graph is being built (the usual
+    ``loss.backward()``), ``grad``, ``self.args()`` and ``self.output()`` are NumPy arrays and
+    the rule costs no more than its NumPy calls. With ``create_graph=True`` they are Tensors, so
+    the same rule records a graph and can be differentiated again. Rules therefore use operators
+    and the methods arrays and Tensors share (``sum(axis=, keepdims=)``, ``reshape``,
+    ``swapaxes``, indexing) plus the functions of ``xp()`` (``minigrad.ops.xp``). Gradients may
+    have the broadcast shape: the engine sums them back to each input's shape, once, for all ops.
     """
 
     __slots__ = ("inputs", "needs_input_grad", "out_data", "retainers", "__dict__")
@@ -72,9 +77,28 @@ class Function:
     @classmethod
     def apply(cls, *inputs: "Tensor", **options) -> "Tensor":
         fn = cls()
-        out = fn.forward(*[t.data for t in inputs], **options)
+        n = len(inputs)  # one- and two-input ops are spelled out: this is the hottest path
+        try:
+            if n == 1:
+                out = fn.forward(inputs[0].data, **options)
+            elif n == 2:
+                out = fn.forward(inputs[0].data, inputs[1].data, **options)
+            else:
+                out = fn.forward(*[t.data for t in inputs], **options)
+        except ValueError as e:
+            if "broadcast" in str(e):
+                shapes = " and ".join(str(t.shape) for t in inputs)
+                raise ValueError(f"{cls.__name__.lower()}: shapes {shapes} cannot be broadcast together") from None
+            raise
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
         if _grad_enabled:
-            needs = tuple([t.requires_grad for t in inputs])
+            if n == 1:
+                needs = (inputs[0].requires_grad,)
+            elif n == 2:
+                needs = (inputs[0].requires_grad, inputs[1].requires_grad)
+            else:
+                needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
@@ -85,23 +109,30 @@ class Function:
     def forward(self, *arrays, **options):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, grad: "Tensor"):  # pragma: no cover - abstract
+    def backward(self, grad):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def args(self) -> tuple:
+        """The inputs for ``backward``: Tensors when a graph is being built, else their arrays."""
+        if _grad_enabled:
+            return self.inputs
+        return tuple([t.data for t in self.inputs])
 
     def save_output(self, out: np.ndarray) -> np.ndarray:
         """Keep the forward result for ``backward`` (as an array: no reference cycle)."""
         self.out_data = out
         return out
 
-    def output(self) -> "Tensor":
-        """The saved result as a Tensor; when a graph is being built it is this node's output."""
+    def output(self):
+        """The saved result; when a graph is being built, a Tensor that is this node's output."""
         if _grad_enabled:
             return Tensor._from_node(self.out_data, self)
-        return Tensor._wrap(self.out_data)
+        return self.out_data
 
     def release(self) -> None:
         """Free what backward needed; a second backward through this node is then an error."""
-        self.__dict__.clear()
+        if self.__dict__:
+            self.__dict__.clear()
         self.inputs = None
         self.out_data = None
 
@@ -329,45 +360,52 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if self.data.dtype.kind in _FLOAT_KINDS:
+            if type(other) is float or type(other) is int:
+                return Tensor._wrap(self.data.dtype.type(other))  # a NumPy scalar: cheapest operand
             return Tensor._wrap(np.asarray(other, dtype=self.data.dtype))
         arr = np.asarray(other)
         if arr.dtype == np.float64 and not isinstance(other, np.ndarray):
             arr = arr.astype(np.float32)
         return Tensor._wrap(arr)
 
+    def _pair(self, other, op: str, reflected: bool = False):
+        other = self._lift(other)
+        if other.data.dtype != self.data.dtype:
+            a, b = _promote(op, self, other)
+            return (b, a) if reflected else (a, b)
+        return (other, self) if reflected else (self, other)
+
     def __add__(self, other):
-        return ops.Add.apply(*_binary("add", self, self._lift(other)))
+        return ops.Add.apply(*self._pair(other, "add"))
 
     def __radd__(self, other):
-        return ops.Add.apply(*_binary("add", self._lift(other), self))
+        return ops.Add.apply(*self._pair(other, "add", True))
 
     def __sub__(self, other):
-        return ops.Sub.apply(*_binary("sub", self, self._lift(other)))
+        return ops.Sub.apply(*self._pair(other, "sub"))
 
     def __rsub__(self, other):
-        return ops.Sub.apply(*_binary("sub", self._lift(other), self))
+        return ops.Sub.apply(*self._pair(other, "sub", True))
 
     def __mul__(self, other):
-        return ops.Mul.apply(*_binary("mul", self, self._lift(other)))
+        return ops.Mul.apply(*self._pair(other, "mul"))
 
     def __rmul__(self, other):
-        return ops.Mul.apply(*_binary("mul", self._lift(other), self))
+        return ops.Mul.apply(*self._pair(other, "mul", True))
 
     def __truediv__(self, other):
-        return ops.Div.apply(*_binary("div", self, self._lift(other)))
+        return ops.Div.apply(*self._pair(other, "div"))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(*_binary("div", self._lift(other), self))
+        return ops.Div.apply(*self._pair(other, "div", True))
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor):
-            return ops.Pow.apply(*_binary("pow", self, exponent))
-        if np.ndim(exponent) == 0:
+        if not isinstance(exponent, Tensor) and np.ndim(exponent) == 0:
             return ops.PowScalar.apply(self, exponent=float(exponent))
-        return ops.Pow.apply(*_binary("pow", self, self._lift(exponent)))
+        return ops.Pow.apply(*self._pair(exponent, "pow"))
 
     def __rpow__(self, base):
-        return ops.Pow.apply(*_binary("pow", self._lift(base), self))
+        return ops.Pow.apply(*self._pair(base, "pow", True))
 
     def __matmul__(self, other):
         return matmul(self, self._lift(other))
@@ -649,22 +687,19 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _binary(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Check that two operands can meet: same float dtype and broadcastable shapes."""
+def _promote(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Operands of different dtypes: a float tensor meets an int one -> the float dtype;
+    two different float dtypes are refused (see the dtype policy above)."""
     da, db = a.data.dtype, b.data.dtype
-    if da != db:
-        fa, fb = da.kind == "f", db.kind == "f"
-        if fa and fb:
-            raise TypeError(f"{op}: mixed float dtypes {da} and {db}; cast one with .float() or .double()")
-        if fa:
-            b = Tensor._wrap(b.data.astype(da))
-        elif fb:
-            a = Tensor._wrap(a.data.astype(db))
-    if a.data.shape != b.data.shape:
-        try:
-            np.broadcast_shapes(a.data.shape, b.data.shape)
-        except ValueError:
-            raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+    if da == db:
+        return a, b
+    fa, fb = da.kind == "f", db.kind == "f"
+    if fa and fb:
+        raise TypeError(f"{op}: mixed float dtypes {da} and {db}; cast one with .float() or .double()")
+    if fa:
+        return a, Tensor._wrap(b.data.astype(da))
+    if fb:
+        return Tensor._wrap(a.data.astype(db)), b
     return a, b
 
 
@@ -753,36 +788,21 @@ def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands, batched and broadcast batch dims."""
     a = _as_tensor(a, b if isinstance(b, Tensor) else None)
     b = _as_tensor(b, a)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
-    a, b = _binary_dtype("matmul", a, b)
-    k_a = a.shape[-1]
-    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
-    if k_a != k_b:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned ({k_a} != {k_b})")
-    if a.ndim > 2 or b.ndim > 2:
-        try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise ValueError(f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast") from None
-    return ops.MatMul.apply(a, b)
+    if a.data.dtype != b.data.dtype:
+        a, b = _promote("matmul", a, b)
+    try:
+        return ops.MatMul.apply(a, b)
+    except ValueError:
+        raise ValueError(_matmul_error(a.shape, b.shape)) from None
 
 
-def _binary_dtype(op, a, b):
-    if a.dtype != b.dtype:
-        return _binary(op, a, b) if a.shape == b.shape else _binary_dtype_only(op, a, b)
-    return a, b
-
-
-def _binary_dtype_only(op, a, b):
-    da, db = a.dtype, b.dtype
-    if da.kind == "f" and db.kind == "f":
-        raise TypeError(f"{op}: mixed float dtypes {da} and {db}; cast one with .float() or .double()")
-    if da.kind == "f":
-        return a, Tensor._wrap(b.data.astype(da))
-    if db.kind == "f":
-        return Tensor._wrap(a.data.astype(db)), b
-    return a, b
+def _matmul_error(sa: tuple, sb: tuple) -> str:
+    if not sa or not sb:
+        return f"matmul: both arguments need at least 1 dimension, got shapes {sa} and {sb}"
+    k_b = sb[-2] if len(sb) > 1 else sb[0]
+    if sa[-1] != k_b:
+        return f"matmul: shapes {sa} and {sb} are not aligned ({sa[-1]} != {k_b})"
+    return f"matmul: batch dimensions of {sa} and {sb} cannot be broadcast"
 
 
 def where(condition, x, y) -> Tensor:
@@ -795,7 +815,7 @@ def where(condition, x, y) -> Tensor:
     like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else None
     if like is None:
         raise TypeError("where: at least one of x and y must be a Tensor")
-    x, y = _binary("where", _as_tensor(x, like), _as_tensor(y, like))
+    x, y = _promote("where", _as_tensor(x, like), _as_tensor(y, like))
     try:
         np.broadcast_shapes(cond.shape, x.shape, y.shape)
     except ValueError:
@@ -806,7 +826,7 @@ def where(condition, x, y) -> Tensor:
 def maximum(a, b) -> Tensor:
     """Elementwise maximum; at ties each side gets half the gradient (as torch.maximum)."""
     like = a if isinstance(a, Tensor) else b
-    return ops.Maximum.apply(*_binary("maximum", _as_tensor(a, like), _as_tensor(b, like)))
+    return ops.Maximum.apply(*_promote("maximum", _as_tensor(a, like), _as_tensor(b, like)))
 
 
 def minimum(a, b) -> Tensor:
