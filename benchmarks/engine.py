@@ -86,11 +86,12 @@ def bench_matmul(torch, repeats):
     am, bm = minigrad.Tensor(a, requires_grad=True), minigrad.Tensor(b, requires_grad=True)
     at, bt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
 
+    ones_np = np.ones((1024, 1024), np.float32)
+    ones = torch.ones(1024, 1024)
+
     def ours():
         am.grad = bm.grad = None
-        (am @ bm).backward(np.ones((1024, 1024), np.float32))
-
-    ones = torch.ones(1024, 1024)
+        (am @ bm).backward(ones_np)
 
     def ref():
         at.grad = bt.grad = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import types
-from numbers import Integral, Real
+from numbers import Integral
 
 from minigrad.optim.optimizer import Optimizer, check_number
 
