@@ -11,6 +11,7 @@ import importlib
 # recipe name -> (module path, one-line description)
 RECIPES: dict[str, tuple[str, str]] = {
     "demo": ("models.demo", "train a small MLP on a synthetic task and print the loss falling"),
+    "ngram": ("models.recipes.ngram", "N-gram language models with every smoothing: perplexity by order"),
 }
 
 
