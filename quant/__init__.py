@@ -1,0 +1,51 @@
+"""Hand-written int8 quantization over NumPy and minigrad.
+
+Array level (pure NumPy, no autograd):
+
+* :mod:`quant.qparams` — scale and zero point, quantize / dequantize (per tensor, per channel);
+* :mod:`quant.qgemm` — exact int8 GEMM with int32 accumulation, fixed-point requantization,
+  integer-only quantized add;
+* :mod:`quant.observers` — calibration observers (min-max, moving average, histogram);
+* :mod:`quant.plot` — the quantization grid drawn over a weight histogram.
+"""
+
+from .observers import HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver
+from .plot import plot_quantization_grid, quantization_range
+from .qgemm import (
+    multiply_by_quantized_multiplier,
+    qmatmul,
+    quantize_multiplier,
+    quantized_add,
+    requantize,
+    requantize_fixed_point,
+)
+from .qparams import (
+    choose_qparams,
+    choose_qparams_per_channel,
+    dequantize,
+    dequantize_per_channel,
+    integer_range,
+    quantize,
+    quantize_per_channel,
+)
+
+__all__ = [
+    "integer_range",
+    "choose_qparams",
+    "choose_qparams_per_channel",
+    "quantize",
+    "dequantize",
+    "quantize_per_channel",
+    "dequantize_per_channel",
+    "qmatmul",
+    "quantize_multiplier",
+    "multiply_by_quantized_multiplier",
+    "requantize",
+    "requantize_fixed_point",
+    "quantized_add",
+    "MinMaxObserver",
+    "MovingAverageMinMaxObserver",
+    "HistogramObserver",
+    "quantization_range",
+    "plot_quantization_grid",
+]
