@@ -36,6 +36,25 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return x.log_softmax(dim)
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x Wᵀ + b with W of shape (out_features, in_features), as torch.nn.functional.linear."""
+    if not isinstance(x, Tensor):
+        x = weight._lift(x)
+    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+                         "(the input's last dimension must equal in_features = weight.shape[1])")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1:
+        if x.dtype.kind != "f" and len({weight.dtype} | ({bias.dtype} if bias is not None else set())) == 1:
+            tensors = (x.astype(weight.dtype),) + tensors[1:]
+        else:
+            raise TypeError(f"linear: mixed dtypes {sorted(str(d) for d in dtypes)}; cast with .float()/.double()")
+    return ops.Linear.apply(*tensors)
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None) -> Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
     if not 0.0 <= p <= 1.0:

@@ -7,31 +7,44 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 # recipe name -> (module path, one-line description)
 RECIPES: dict[str, tuple[str, str]] = {
     "demo": ("models.demo", "train a small MLP on a synthetic task and print the loss falling"),
     "ngram": ("models.recipes.ngram", "N-gram language models with every smoothing: perplexity by order"),
+    "word2vec": ("models.recipes.word2vec", "Word2Vec skip-gram/CBOW with negative sampling: neighbours, analogies, PCA plot"),
+    "nplm": ("models.recipes.nplm", "Word2Vec-based feed-forward neural LM (Bengio 2003) vs the N-gram table"),
+    "gru-lm": ("models.recipes.gru_lm", "GRU/RNN language model (word or char): perplexity vs unigram, generated text"),
+    "seq2seq": ("models.recipes.seq2seq", "GRU encoder-decoder with attention (book, Bahdanau, Luong) on sequence reversal"),
+    "transformer": ("models.recipes.transformer", "Transformer translation: synthetic reversal task, or Multi30k en-de (--data)"),
+    "quantize": ("models.recipes.quantize", "int8 quantization (book appendix): dynamic vs static, size/error/time table, grid PNG"),
+    "embed": ("models.recipes.embed", "sentence embeddings with pretrained MiniLM (BERT): cosine similarity matrix + heatmap"),
+    "bert-pretrain": ("models.recipes.bert_pretrain", "pre-train a small BERT (MLM + NSP) on CPU: MLM and NSP accuracy curves"),
+    "finetune": ("models.recipes.finetune", "fine-tune MiniLM (BERT) on SST-2/CoLA/MRPC/SICK/SQuAD, or --from-scratch"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="recipe", metavar="<recipe>")
-    sub.add_parser("list", help="list the recipes")
-    for name, (module_path, help_text) in RECIPES.items():
-        recipe_parser = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module_path).add_arguments(recipe_parser)
-    return parser
+def _print_recipes() -> None:
+    width = max(len(name) for name in RECIPES)
+    for name, (_, help_text) in RECIPES.items():
+        print(f"{name:<{width}}  {help_text}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.recipe in (None, "list"):
-        width = max(len(name) for name in RECIPES)
-        for name, (_, help_text) in RECIPES.items():
-            print(f"{name:<{width}}  {help_text}")
+    """Run one recipe. Only the chosen recipe's module is imported, so a slow or broken
+    recipe never affects the others (or ``list``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("list", "-h", "--help"):
+        print("usage: python -m models <recipe> [options]   (python -m models <recipe> --help)\n")
+        _print_recipes()
         return 0
-    module_path, _ = RECIPES[args.recipe]
-    return int(importlib.import_module(module_path).run(args) or 0)
+    name = argv[0]
+    if name not in RECIPES:
+        print(f"python -m models: unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}", file=sys.stderr)
+        return 2
+    module_path, help_text = RECIPES[name]
+    module = importlib.import_module(module_path)
+    parser = argparse.ArgumentParser(prog=f"python -m models {name}", description=help_text)
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(argv[1:])) or 0)

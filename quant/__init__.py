@@ -28,6 +28,9 @@ from .qparams import (
     quantize,
     quantize_per_channel,
 )
+from .modules import ObservedLinear, QTensor, QuantizedLinear, QuantizedReLU
+from .model_quantization import (compare_models, convert, format_comparison, model_size_bytes,
+                                 prepare, quantize_dynamic)
 
 __all__ = [
     "integer_range",
@@ -48,4 +51,14 @@ __all__ = [
     "HistogramObserver",
     "quantization_range",
     "plot_quantization_grid",
+    "QTensor",
+    "QuantizedLinear",
+    "QuantizedReLU",
+    "ObservedLinear",
+    "quantize_dynamic",
+    "prepare",
+    "convert",
+    "model_size_bytes",
+    "compare_models",
+    "format_comparison",
 ]

@@ -134,7 +134,7 @@ def reduction(name, torch_name=None, extra=None):
 
 @st.composite
 def matmul_case(draw):
-    kind = draw(st.sampled_from(["vv", "vm", "mv", "mm", "batched", "broadcast"]))
+    kind = draw(st.sampled_from(["vv", "vm", "mv", "mm", "batched", "broadcast", "rows"]))
     m, k, n, b = (draw(small_dim) for _ in range(4))
     shapes_by_kind = {
         "vv": ((k,), (k,)),
@@ -143,9 +143,20 @@ def matmul_case(draw):
         "mm": ((m, k), (k, n)),
         "batched": ((b, m, k), (b, k, n)),
         "broadcast": ((b, 1, m, k), (2, k, n)),
+        "rows": ((b, 2, m, k), (k, n)),  # a Linear on (B, T, K): the flattened-GEMM path
     }
     sa, sb = shapes_by_kind[kind]
     return Instance([draw(array(sa)), draw(array(sb))], lambda ns, a, c: a @ c)
+
+
+@st.composite
+def linear_case(draw):
+    lead = draw(st.sampled_from([(), (3,), (2, 3)]))
+    k, n = draw(small_dim), draw(small_dim)
+    x, w = draw(array(lead + (k,))), draw(array((n, k)))
+    if draw(st.booleans()):
+        return Instance([x, w, draw(array((n,)))], lambda ns, a, wt, b: ns.F.linear(a, wt, b))
+    return Instance([x, w], lambda ns, a, wt: ns.F.linear(a, wt))
 
 
 @st.composite
@@ -367,6 +378,7 @@ CASES: dict[str, st.SearchStrategy] = {
     "pow_scalar": pow_scalar_case(),
     "rpow": unary(lambda ns, a: 2.0 ** a),
     "matmul": matmul_case(),
+    "linear": linear_case(),
     "neg": unary(lambda ns, a: -a),
     "exp": unary(lambda ns, a: a.exp()),
     "log": unary(lambda ns, a: a.log(), domain="positive"),

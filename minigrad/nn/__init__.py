@@ -8,10 +8,12 @@ from minigrad.nn.losses import (BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEnt
                                 MSELoss, NLLLoss, SmoothL1Loss)
 from minigrad.nn.normalization import LayerNorm
 from minigrad.nn.sparse import Embedding
+from minigrad.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from minigrad.nn import init, utils
 
 __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "Sequential", "Linear", "Identity",
            "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
            "Softplus", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss",
            "KLDivLoss", "CosineEmbeddingLoss",
+           "RNNBase", "RNN", "GRU", "LSTM", "RNNCellBase", "RNNCell", "GRUCell", "LSTMCell",
            "init", "utils"]

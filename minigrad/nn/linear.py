@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from minigrad import functional as F
+
 import numpy as np
 
 from minigrad.nn import init
@@ -58,8 +60,7 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input with last dimension in_features={self.in_features}, "
                              f"got shape {x.shape}")
-        y = x @ self.weight.T  # (..., in) @ (in, out) -> (..., out)
-        return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)  # (..., in) -> (..., out)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

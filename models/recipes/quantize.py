@@ -1,0 +1,174 @@
+"""Recipe ``python -m models quantize``: the book appendix's quantization demo, by hand.
+
+Trains a small MLP classifier on a synthetic task (points labelled by a random "teacher"
+network; a few seconds), or loads an MLP checkpoint with ``--checkpoint``, then quantizes it
+
+* dynamically (int8 weights per channel / per tensor, activations quantized per batch), and
+* statically (calibrated on training batches with a min-max and a histogram observer; int8
+  passed between the layers),
+
+and prints the book's table: size, size ratio, output error against the float model, accuracy
+(or, for a checkpoint, agreement with the float model's argmax on random inputs) and time.
+Writes ``quantization_grid.png`` (the first weight matrix with its int8 grid) and, when it
+trained the model, ``mlp.safetensors`` (reloadable with ``--checkpoint``) into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="safetensors state_dict of an MLP nn.Sequential(Linear, ReLU, Linear, ...) "
+                             "(keys '0.weight', '0.bias', '2.weight', ...); default: train one")
+    parser.add_argument("--out", type=Path, default=Path("runs/quantize"), help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and batches")
+    parser.add_argument("--hidden", type=int, default=256, help="hidden units per layer (trained MLP)")
+    parser.add_argument("--steps", type=int, default=300, help="Adam steps (trained MLP)")
+    parser.add_argument("--calibration-batches", type=int, default=8, help="batches of 128 for static calibration")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (median)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+
+
+# ------------------------------------------------------------------------------------------
+# data and model
+# ------------------------------------------------------------------------------------------
+
+def teacher_data(n: int, d_in: int, n_classes: int, rng: np.random.Generator):
+    """Gaussian points labelled by a random two-layer teacher: ``y = argmax tanh(x A) B``."""
+    a = rng.standard_normal((d_in, 64)) / np.sqrt(d_in)
+    b = rng.standard_normal((64, n_classes))
+    x = rng.standard_normal((n, d_in)).astype(np.float32)
+    return x, np.argmax(np.tanh(x @ a) @ b, axis=1)
+
+
+def mlp(sizes: list[int]):
+    """``Sequential(Linear, ReLU, Linear, ..., Linear)``: names '0', '2', ... for the Linears."""
+    from minigrad import nn
+
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def mlp_from_state_dict(state: dict):
+    """Rebuild the MLP of a checkpoint from its Linear shapes (keys ``<i>.weight`` for even i)."""
+    fn = "quantize recipe"
+    idx = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"(\d+)\.weight", k)))
+    if not idx or idx != list(range(0, 2 * len(idx), 2)):
+        raise ValueError(f"{fn}: the checkpoint is not an nn.Sequential(Linear, ReLU, Linear, ...) MLP: expected keys "
+                         f"'0.weight', '2.weight', ..., got {sorted(state)[:8]}")
+    shapes = [state[f"{i}.weight"].shape for i in idx]
+    for (o1, _), (_, i2) in zip(shapes[:-1], shapes[1:]):
+        if len(shapes[0]) != 2 or o1 != i2:
+            raise ValueError(f"{fn}: consecutive Linear shapes do not chain: {shapes}")
+    model = mlp([shapes[0][1]] + [s[0] for s in shapes])
+    model.load_state_dict(state)
+    return model
+
+
+def train(x, y, sizes, steps: int, seed: int):
+    import minigrad
+    from minigrad import nn, optim
+
+    minigrad.manual_seed(seed)
+    model = mlp(sizes)
+    opt = optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    for step in range(1, steps + 1):
+        i = rng.integers(0, len(x), 128)
+        opt.zero_grad()
+        loss = loss_fn(model(minigrad.Tensor(x[i])), minigrad.Tensor(y[i]))
+        loss.backward()
+        opt.step()
+        if step == 1 or step % 100 == 0 or step == steps:
+            print(f"step {step:4d}  loss {loss.item():.4f}")
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------------------
+# the demo
+# ------------------------------------------------------------------------------------------
+
+def _argmax(model, x):
+    import minigrad
+
+    with minigrad.no_grad():
+        out = model(minigrad.Tensor(x))
+    return out.data.argmax(-1)
+
+
+def _check_args(args) -> None:
+    for name in ("hidden", "steps", "calibration_batches", "repeats"):
+        if getattr(args, name) <= 0:
+            raise ValueError(f"quantize recipe: --{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def run(args) -> int:
+    import minigrad
+    from quant import HistogramObserver, MinMaxObserver, choose_qparams, plot_quantization_grid
+    from quant.model_quantization import compare_models, convert, format_comparison, prepare, quantize_dynamic
+
+    _check_args(args)
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint is None:
+        d_in, classes = 64, 10
+        x_all, y_all = teacher_data(11000, d_in, classes, rng)
+        (x_train, y_train), (x_test, y_test) = (x_all[:10000], y_all[:10000]), (x_all[10000:], y_all[10000:])
+        sizes = [d_in, args.hidden, args.hidden, classes]
+        print(f"teacher task: {len(x_train)} training points, {d_in} features, {classes} classes; "
+              f"MLP {'-'.join(map(str, sizes))}, Adam")
+        model = train(x_train, y_train, sizes, args.steps, args.seed)
+        minigrad.save(model.state_dict(), args.out / "mlp.safetensors")
+        metric = "accuracy"
+    else:
+        model = mlp_from_state_dict(minigrad.load(args.checkpoint)).eval()
+        d_in = model[0].in_features
+        x_train = rng.standard_normal((10000, d_in)).astype(np.float32)
+        x_test, y_test = rng.standard_normal((1000, d_in)).astype(np.float32), None
+        print(f"checkpoint {args.checkpoint}: {model}")
+        metric = "argmax = float"
+    y_ref = y_test if y_test is not None else _argmax(model, x_test)
+
+    calib = [x_train[i:i + 128] for i in range(0, 128 * args.calibration_batches, 128)]
+
+    def static(observer):
+        prepared = prepare(model, observer=observer)
+        for batch in calib:
+            with minigrad.no_grad():
+                prepared(minigrad.Tensor(batch))
+        return convert(prepared)
+
+    variants = {
+        "float32": model,
+        "dynamic int8, per channel": quantize_dynamic(model),
+        "dynamic int8, per tensor": quantize_dynamic(model, per_channel=False),
+        "static int8, min-max": static(MinMaxObserver),
+        "static int8, histogram (MSE)": static(functools.partial(HistogramObserver, bins=512)),
+    }
+    results = {}
+    for name, variant in variants.items():
+        results[name] = compare_models(model, variant, x_test, repeats=args.repeats)
+        results[name][metric] = float(np.mean(_argmax(variant, x_test) == y_ref))
+    print(f"\n{len(x_test)} test points; times: medians of {args.repeats} passes (the float32 row times the "
+          "model against itself: its time × shows the timing noise)")
+    print(format_comparison(results, extra_columns=[metric]))
+
+    written = [] if args.checkpoint else [args.out / "mlp.safetensors"]
+    if not args.no_plot:
+        w = model[0].weight.data
+        scale, zero_point = choose_qparams(w.min(), w.max(), "int8", symmetric=True)
+        written.insert(0, plot_quantization_grid(
+            w, scale, zero_point, "int8", args.out / "quantization_grid.png",
+            title=f"layer 0 weights {w.shape}: int8 per-tensor symmetric grid, scale {scale:.3g}"))
+    if written:
+        print("\nwrote " + " and ".join(map(str, written)))
+    return 0

@@ -1,0 +1,215 @@
+"""Recipe ``python -m models word2vec``: skip-gram or CBOW word vectors with negative sampling.
+
+Book § 1.3. Trains Word2Vec on the training split of the corpus (the ``ngram`` recipe's split,
+so the ``nplm`` recipe can start from these vectors without seeing validation text), reports
+the loss and the training speed in words per second, then shows what the vectors learnt:
+nearest neighbours by cosine similarity, a few analogies (a : b :: c : ?) and a 2-D PCA
+projection of some word groups.
+
+Writes into ``--out``: ``word2vec.safetensors`` + ``vocab.json`` (``Word2Vec.load(out)``),
+``checkpoint.safetensors`` (every epoch; ``--resume`` continues from it and gives the same
+curve as an uninterrupted run), ``metrics.json``, ``loss.png`` and ``word_groups.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+CHECKPOINT = "checkpoint.safetensors"
+_SHAPING = ("corpus", "seed", "mode", "dim", "window", "negatives", "min_count", "subsample", "batch_size", "lr")
+
+# probes for the default (Python documentation) corpus; words missing from a corpus are skipped
+PROBES = ("int", "list", "true", "exception", "file", "class", "method", "king", "love", "night")
+ANALOGIES = (("list", "lists", "tuple"), ("if", "else", "try"), ("true", "false", "yes"),
+             ("int", "integer", "float"), ("king", "queen", "man"), ("he", "his", "she"))
+GROUPS = {
+    "types": ("int", "float", "str", "list", "tuple", "dict", "set", "bytes", "bool"),
+    "statements": ("if", "else", "while", "for", "try", "except", "finally", "return", "import"),
+    "exceptions": ("typeerror", "valueerror", "keyerror", "attributeerror", "indexerror", "stopiteration"),
+    "special methods": ("__init__", "__add__", "__len__", "__getitem__", "__eq__", "__iter__", "__call__"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="UTF-8 text file (default: the embedded CPython pydoc topics text)")
+    parser.add_argument("--out", type=Path, default=Path("runs/word2vec"), help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and sampling")
+    parser.add_argument("--epochs", type=int, default=10, help="total number of epochs")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    parser.add_argument("--mode", choices=("skipgram", "cbow"), default="skipgram", help="architecture")
+    parser.add_argument("--dim", type=int, default=64, help="vector size")
+    parser.add_argument("--window", type=int, default=5, help="largest context window (each side)")
+    parser.add_argument("--negatives", type=int, default=5, help="noise words per example (K)")
+    parser.add_argument("--min-count", type=int, default=3, help="drop words seen fewer times")
+    parser.add_argument("--subsample", type=float, default=1e-3,
+                        help="subsampling threshold t (0: off; the paper's 1e-5 suits billion-word corpora)")
+    parser.add_argument("--batch-size", type=int, default=1024, help="examples per Adam step")
+    parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
+    parser.add_argument("--probes", default=None, help="comma-separated words to show neighbours of")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for name in ("epochs", "dim", "window", "negatives", "min_count", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"word2vec recipe: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.lr <= 0 or args.subsample < 0:
+        raise ValueError(f"word2vec recipe: need --lr > 0 and --subsample >= 0, got {args.lr} and {args.subsample}")
+
+
+def _config(args: argparse.Namespace) -> dict:
+    return {k: (str(getattr(args, k)) if k == "corpus" else getattr(args, k)) for k in _SHAPING}
+
+
+def _resume(path: Path, config: dict, model, optimizer, rng) -> tuple[int, dict]:
+    """Restore model, Adam and both RNG streams; returns (epoch, history)."""
+    import minigrad
+
+    if not path.is_file():
+        raise FileNotFoundError(f"word2vec recipe: --resume given but there is no checkpoint at {str(path)!r}")
+    state = minigrad.load_checkpoint(path)
+    diff = {k: (state["config"].get(k), v) for k, v in config.items() if state["config"].get(k) != v}
+    if diff:
+        raise ValueError(f"word2vec recipe: the checkpoint was made with other options (saved, now): {diff}")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    minigrad.default_generator.set_state(state["rng"]["minigrad"])
+    rng.bit_generator.state = state["rng"]["numpy"]
+    return int(state["epoch"]), state["history"]
+
+
+def _plot_loss(path: Path, history: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from models.text import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    steps = history["step_losses"]
+    per_epoch = len(steps) / max(len(history["loss"]), 1)
+    ax.plot(range(1, len(steps) + 1), steps, lw=0.6, alpha=0.6, label="per batch")
+    ax.plot([per_epoch * (e + 1) for e in range(len(history["loss"]))], history["loss"], "o-", label="epoch mean")
+    ax.set(xlabel="update", ylabel="negative-sampling loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _probe_words(model, args) -> list[str]:
+    first = len(model.vocab.specials)
+    wanted = [w.strip() for w in (args.probes.split(",") if args.probes else PROBES)]
+    words = [w for w in wanted if model.vocab.stoi.get(w, -1) >= first]
+    if len(words) < 3:  # an unfamiliar corpus: take some frequent words past the function words
+        words += [w for w in model.vocab.itos[first + 30:first + 60] if w.isalpha()][:6]
+    return words
+
+
+def _show(model, args) -> dict:
+    """Print nearest neighbours and analogies; return them for metrics.json."""
+    neighbours = {w: model.most_similar(w, 6) for w in _probe_words(model, args)}
+    print("\nnearest neighbours (cosine):")
+    for w, near in neighbours.items():
+        print(f"  {w:>12s}: " + ", ".join(f"{n} {c:.2f}" for n, c in near))
+    analogies = {}
+    for a, b, c in ANALOGIES:
+        if all(model.vocab.stoi.get(x, -1) >= len(model.vocab.specials) for x in (a, b, c)):
+            analogies[f"{a} : {b} :: {c} : ?"] = model.analogy(a, b, c, k=3)
+    if analogies:
+        print("\nanalogies (3CosAdd, top 3):")
+        for q, answers in analogies.items():
+            print(f"  {q:<32s} " + ", ".join(f"{n} {c:.2f}" for n, c in answers))
+    return {"neighbours": neighbours, "analogies": analogies}
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    import minigrad
+    from models.text import atomic_write_text, load_corpus, tokenize_sentences, train_valid_test_split
+    from models.word2vec import Word2Vec, plot_word_groups
+
+    start = time.perf_counter()
+    corpus_name = str(args.corpus) if args.corpus else "pydoc_data.topics (embedded)"
+    try:
+        _check_args(args)
+        sentences = tokenize_sentences(load_corpus(args.corpus))
+        train, _, _ = train_valid_test_split(sentences, seed=args.seed, mode="contiguous", chunk_size=20)
+        minigrad.manual_seed(args.seed)
+        model = Word2Vec.build(train, args.dim, min_count=args.min_count, mode=args.mode, window=args.window,
+                               negatives=args.negatives, subsample_t=args.subsample)
+        corpus = model.encode_corpus(train)
+        if corpus[0].shape[0] < 2 * args.window:
+            raise ValueError(f"word2vec recipe: only {corpus[0].shape[0]} training words occur >= "
+                             f"{args.min_count} times; use a larger corpus or a smaller --min-count")
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"corpus: {corpus_name} — {corpus[0].shape[0]:,} training words in the vocabulary of "
+          f"{len(model.vocab) - len(model.vocab.specials):,} words (min count {args.min_count})")
+    rng = np.random.default_rng(args.seed)
+    optimizer = minigrad.optim.Adam(model.parameters(), lr=args.lr)
+    config = _config(args)
+    ckpt = args.out / CHECKPOINT
+    history = {"loss": [], "step_losses": [], "words_per_second": [], "examples": [], "seconds": []}
+    first = 0
+    if args.resume:
+        try:
+            first, history = _resume(ckpt, config, model, optimizer, rng)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"resumed from {ckpt} after epoch {first}")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    for epoch in range(first, args.epochs):
+        bar = tqdm(desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
+        running = []
+
+        def on_batch(loss: float) -> None:
+            running.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
+
+        stats = model.train_epoch(corpus, optimizer, rng, batch_size=args.batch_size, on_batch=on_batch)
+        bar.close()
+        history["loss"].append(stats["loss"])
+        history["step_losses"].extend(running)
+        for key in ("words_per_second", "examples", "seconds"):
+            history[key].append(stats[key])
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {stats['loss']:.4f}, {stats['examples']:,} {args.mode} "
+              f"examples, {stats['words_per_second']:,.0f} words/s")
+        minigrad.save_checkpoint(ckpt, model, optimizer, epoch=epoch + 1, history=history, config=config,
+                                 rng={"minigrad": minigrad.default_generator.get_state(),
+                                      "numpy": rng.bit_generator.state})
+
+    model.save(args.out)
+    shown = _show(model, args)
+    wps = float(np.median(history["words_per_second"])) if history["words_per_second"] else None
+    if wps:
+        print(f"\ntraining speed: {wps:,.0f} words/s (median over epochs)")
+    if not args.no_plot and history["loss"]:
+        _plot_loss(args.out / "loss.png", history, f"Word2Vec ({args.mode}) on {Path(corpus_name).name}")
+        try:
+            drawn = plot_word_groups(model, GROUPS, args.out / "word_groups.png",
+                                     f"Word2Vec {args.mode}: PCA of word groups")
+            print(f"PCA plot of {len(drawn)} words: {args.out / 'word_groups.png'}")
+        except ValueError as err:  # a corpus without these words
+            print(f"(no word-group plot: {err})")
+    metrics = {"corpus": corpus_name, "config": config, "vocab_size": len(model.vocab),
+               "training_words": int(corpus[0].shape[0]), "history": history, "words_per_second": wps,
+               **shown, "seconds": round(time.perf_counter() - start, 2)}
+    atomic_write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    print(f"\nwrote {args.out}/word2vec.safetensors, vocab.json, metrics.json ({metrics['seconds']:.1f} s)")
+    return 0
