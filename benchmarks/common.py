@@ -65,7 +65,10 @@ def _mallopt(param: int, value: int) -> bool:
     try:
         import ctypes
 
-        return bool(ctypes.CDLL("libc.so.6").mallopt(param, value))
+        libc = ctypes.CDLL("libc.so.6")
+        ok = bool(libc.mallopt(param, value))
+        libc.malloc_trim(0)  # hand freed heap blocks back, so reuse cannot hide allocations
+        return ok
     except (OSError, AttributeError):
         return False
 
@@ -74,7 +77,8 @@ def peak_memory_mib(fn: Callable[[], object]) -> float | None:
     """Peak resident memory added while ``fn`` runs, in MiB — the same measure for NumPy and
     torch: the kernel's high-water mark (VmHWM), reset just before. While measuring, glibc is
     told to serve every block ≥ 64 KiB by mmap, so freed arrays leave RSS instead of being
-    reused silently from the heap (which would hide the step's allocations). None where /proc
+    reused silently from the heap (which would hide the step's allocations). Measure before
+    any timing loop: after many runs glibc's heap state still hides reuse. None where /proc
     or glibc do not allow it."""
     if not _mallopt(_M_MMAP_THRESHOLD, 64 * 1024):
         return None
