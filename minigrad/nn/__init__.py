@@ -8,6 +8,10 @@ from minigrad.nn.losses import (BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEnt
                                 MSELoss, NLLLoss, SmoothL1Loss)
 from minigrad.nn.normalization import LayerNorm
 from minigrad.nn.sparse import Embedding
+from minigrad.nn.attention import AdditiveAttention, KVCache, LuongAttention, MultiheadAttention
+from minigrad.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from minigrad.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                                     TransformerEncoderLayer)
 from minigrad.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from minigrad.nn import init, utils
 
@@ -16,4 +20,7 @@ __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "Sequential", "Lin
            "Softplus", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss",
            "KLDivLoss", "CosineEmbeddingLoss",
            "RNNBase", "RNN", "GRU", "LSTM", "RNNCellBase", "RNNCell", "GRUCell", "LSTMCell",
+           "AdditiveAttention", "LuongAttention", "MultiheadAttention", "KVCache",
+           "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "Transformer", "TransformerEncoder",
+           "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer",
            "init", "utils"]

@@ -24,12 +24,14 @@ import math
 
 import numpy as np
 
+from minigrad import ops
 from minigrad.nn import init
 from minigrad.nn.linear import Linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 from minigrad.random import Generator, _rng
 from minigrad.tensor import Function, Tensor, cat, is_grad_enabled, stack
+
 
 # ----------------------------------------------------------------------------------------------
 # NumPy kernels
@@ -452,37 +454,11 @@ class KVCache:
 # ----------------------------------------------------------------------------------------------
 # Multi-head attention
 # ----------------------------------------------------------------------------------------------
-class Affine(Function):
-    """y = x Wᵀ + b on rows x (T, in), W (out, in), one node:
-
-        dx = g W,   dW = gᵀ x,   db = Σ_rows g
-
-    dW comes out in W's own (out, in) layout, so the engine need not copy a transposed view
-    into ``.grad``; the bias is added in place. Inputs (x, W[, b])."""
-
-    def forward(self, x, w, *b):
-        y = x @ w.T  # (T, out)
-        if b:
-            y += b[0]
-        return y
-
-    def backward(self, g):
-        x, w = self.args()[:2]
-        need = self.needs_input_grad
-        dx = g @ w if need[0] else None  # (T, in)
-        dw = g.swapaxes(0, 1) @ x if need[1] else None  # (out, in)
-        if len(need) == 2:
-            return dx, dw
-        return dx, dw, (g.sum(axis=0) if need[2] else None)
-
-
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, out_shape: tuple | None = None) -> Tensor:
-    """x Wᵀ + b on the tokens flattened to (T, in): one 2-D GEMM each way (``Affine``); the
-    result is reshaped once, to ``out_shape`` (default x's leading dims + (out,))."""
-    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # (T, in)
-    y = Affine.apply(x2, weight) if bias is None else Affine.apply(x2, weight, bias)  # (T, out)
-    shape = x.shape[:-1] + (weight.shape[0],) if out_shape is None else out_shape
-    return y if y.shape == shape else y.reshape(shape)
+    """x Wᵀ + b (the fused ``ops.Linear``: one 2-D GEMM each way over the flattened tokens),
+    reshaped once to ``out_shape`` when given (e.g. split into heads)."""
+    y = ops.Linear.apply(x, weight) if bias is None else ops.Linear.apply(x, weight, bias)  # (…, out)
+    return y if out_shape is None or y.shape == out_shape else y.reshape(out_shape)
 
 
 class MultiheadAttention(Module):
