@@ -102,7 +102,7 @@ def one_hot(ids, num_classes: int) -> Tensor:
 
 # Layer functions defined next to their modules (imported last: those modules import this one).
 from minigrad.nn.normalization import layer_norm  # noqa: E402
-from minigrad.nn.attention import scaled_dot_product_attention  # noqa: E402
+from minigrad.nn.attention import masked_softmax, scaled_dot_product_attention  # noqa: E402
 from minigrad.nn.losses import (  # noqa: E402
     binary_cross_entropy_with_logits,
     cosine_embedding_loss,

@@ -10,7 +10,7 @@ from minigrad.nn.normalization import LayerNorm
 from minigrad.nn.sparse import Embedding
 from minigrad.nn.attention import AdditiveAttention, KVCache, LuongAttention, MultiheadAttention
 from minigrad.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
-from minigrad.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+from minigrad.nn.transformer import (LayerCache, Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
                                      TransformerEncoderLayer)
 from minigrad.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from minigrad.nn import init, utils
@@ -22,5 +22,5 @@ __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "Sequential", "Lin
            "RNNBase", "RNN", "GRU", "LSTM", "RNNCellBase", "RNNCell", "GRUCell", "LSTMCell",
            "AdditiveAttention", "LuongAttention", "MultiheadAttention", "KVCache",
            "SinusoidalPositionalEncoding", "LearnedPositionalEmbedding", "Transformer", "TransformerEncoder",
-           "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer",
+           "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer", "LayerCache",
            "init", "utils"]
