@@ -25,7 +25,6 @@ greedy decoding, beam search (``models.beam_search``) and attention heatmaps.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -556,7 +555,6 @@ def plot_attention(path, weights: np.ndarray, source_tokens: Sequence[str], outp
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (len(output_tokens), len(source_tokens)):
@@ -572,7 +570,6 @@ def plot_attention(path, weights: np.ndarray, source_tokens: Sequence[str], outp
         ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=100)

@@ -24,7 +24,6 @@ loss composed of ordinary Tensor ops, and the tests gradcheck one against the ot
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -40,7 +39,6 @@ from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 from minigrad.ops import xp
 from minigrad.tensor import Function, Tensor
-from models.text.corpus import atomic_write_bytes
 from models.text.vocab import Vocab
 
 __all__ = [
@@ -512,8 +510,7 @@ def plot_word_groups(model: Word2Vec, groups: dict[str, Sequence[str]], path: st
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
     return words

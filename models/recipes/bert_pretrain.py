@@ -14,7 +14,6 @@ Writes into ``--out``: ``checkpoint.safetensors`` (for ``--resume``), ``model/``
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -74,7 +73,6 @@ def plot_curves(path: Path, history: dict, valid: dict) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from models.text import atomic_write_bytes
 
     def smooth(y, k=10):
         y = np.asarray(y, dtype=float)
@@ -96,10 +94,9 @@ def plot_curves(path: Path, history: dict, valid: dict) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=100)
 
 
 def fill_mask_examples(model, tokenizer, documents: list, k: int = 3, seed: int = 0) -> list[dict]:

@@ -12,7 +12,6 @@ and prints the cosine similarity matrix e_i · e_j, writing it as a heatmap PNG 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -75,7 +74,6 @@ def plot_similarity(path: Path, sentences: list[str], sim) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
     n = len(sentences)
     labels = [s if len(s) <= 40 else s[:37] + "..." for s in sentences]
@@ -90,10 +88,9 @@ def plot_similarity(path: Path, sentences: list[str], sim) -> None:
     ax.set_title("cosine similarity of MiniLM sentence embeddings")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ and ``last.ckpt`` (for ``--resume``).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -128,7 +127,6 @@ def _plot_learning_curve(path: Path, history: dict, metric: str, title: str) -> 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from models.text import atomic_write_bytes
 
     steps = np.array([s for s, _ in history["loss"]])
     losses = np.array([v for _, v in history["loss"]])
@@ -147,10 +145,9 @@ def _plot_learning_curve(path: Path, history: dict, metric: str, title: str) -> 
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="best")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_confusion(path: Path, matrix, labels, title: str) -> None:
@@ -159,7 +156,6 @@ def _plot_confusion(path: Path, matrix, labels, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(labels), 1.3 + 1.0 * len(labels)))
     ax.imshow(matrix, cmap="Blues")
@@ -170,10 +166,9 @@ def _plot_confusion(path: Path, matrix, labels, title: str) -> None:
     ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
            xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def _full_command(args) -> str:

@@ -13,7 +13,6 @@ from the checkpoint; with the same seed the curves equal those of an uninterrupt
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -124,7 +123,6 @@ def _plot(path: Path, history: dict, baselines: dict, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     steps = history["step_losses"]
@@ -144,10 +142,9 @@ def _plot(path: Path, history: dict, baselines: dict, title: str) -> None:
     ax2.grid(alpha=0.3, which="both")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def _samples(model, vocab, args) -> dict[str, list[str]]:

@@ -12,7 +12,6 @@ sampled from the best model.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -90,7 +89,6 @@ def _plot(path: Path, ppl: dict, unseen: dict, smoothings: list[str], orders: li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
     for s in smoothings:
@@ -104,10 +102,9 @@ def _plot(path: Path, ppl: dict, unseen: dict, smoothings: list[str], orders: li
     ax2.set(xlabel="n (order)", ylabel="% of validation n-grams unseen in training", xticks=orders,
             title="sparsity grows with n")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ it), ``vocab.json``, ``metrics.json`` and ``training_curves.png``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -108,7 +107,6 @@ def _plot(path: Path, history: dict, table: dict, order: int, title: str) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     steps = history["step_losses"]
@@ -128,10 +126,9 @@ def _plot(path: Path, history: dict, table: dict, order: int, title: str) -> Non
     ax2.grid(alpha=0.3, which="both")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def run(args: argparse.Namespace) -> int:

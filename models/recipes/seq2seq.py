@@ -14,7 +14,6 @@ prints the exact-match table. ``--data DIR`` trains on Multi30k (English -> Germ
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -111,14 +110,11 @@ def _config(args: argparse.Namespace, max_length: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------- plots
 def _save_png(path: Path, fig) -> None:
-    import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=100)
 
 
 def _plot_curves(path: Path, history: list[dict], title: str) -> None:

@@ -17,7 +17,6 @@ a check that cached decoding equals full recomputation, ``metrics.json``, ``curv
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -200,15 +199,12 @@ def _resume(out: Path, model, opt, sched) -> tuple[int, list, float]:
 
 
 def _png(path: Path, fig) -> None:
-    import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_curves(path: Path, history: list) -> None:

@@ -13,7 +13,6 @@ curve as an uninterrupted run), ``metrics.json``, ``loss.png`` and ``word_groups
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -89,7 +88,6 @@ def _plot_loss(path: Path, history: dict, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.text import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     steps = history["step_losses"]
@@ -100,10 +98,9 @@ def _plot_loss(path: Path, history: dict, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    from models.plotting import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 def _probe_words(model, args) -> list[str]:
