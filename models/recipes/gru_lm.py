@@ -103,16 +103,9 @@ def _baselines(train, valid, min_count: int) -> dict[str, float]:
 def _resume(path: Path, config: dict, model, optimizer) -> tuple[int, dict]:
     """Restore model, optimizer and the global RNG from ``path``; returns (epoch, history)."""
     import minigrad
+    from models.recipes.common import load_resume_state
 
-    if not path.is_file():
-        raise FileNotFoundError(f"gru-lm recipe: --resume given but there is no checkpoint at {str(path)!r}")
-    state = minigrad.load_checkpoint(path)
-    saved = state.get("config", {})
-    diff = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
-    if diff:
-        raise ValueError(f"gru-lm recipe: the checkpoint was made with other options (saved, now): {diff}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    state = load_resume_state("gru-lm", path, config, model, optimizer)
     minigrad.default_generator.set_state(state["rng"])
     return int(state["epoch"]), state["history"]
 

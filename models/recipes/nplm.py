@@ -87,15 +87,9 @@ def _word2vec(args, train):
 
 def _resume(path: Path, config: dict, model, optimizer, rng) -> tuple[int, dict]:
     import minigrad
+    from models.recipes.common import load_resume_state
 
-    if not path.is_file():
-        raise FileNotFoundError(f"nplm recipe: --resume given but there is no checkpoint at {str(path)!r}")
-    state = minigrad.load_checkpoint(path)
-    diff = {k: (state["config"].get(k), v) for k, v in config.items() if state["config"].get(k) != v}
-    if diff:
-        raise ValueError(f"nplm recipe: the checkpoint was made with other options (saved, now): {diff}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    state = load_resume_state("nplm", path, config, model, optimizer)
     minigrad.default_generator.set_state(state["rng"]["minigrad"])
     rng.bit_generator.state = state["rng"]["numpy"]
     return int(state["epoch"]), state["history"]

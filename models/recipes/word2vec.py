@@ -68,15 +68,9 @@ def _config(args: argparse.Namespace) -> dict:
 def _resume(path: Path, config: dict, model, optimizer, rng) -> tuple[int, dict]:
     """Restore model, Adam and both RNG streams; returns (epoch, history)."""
     import minigrad
+    from models.recipes.common import load_resume_state
 
-    if not path.is_file():
-        raise FileNotFoundError(f"word2vec recipe: --resume given but there is no checkpoint at {str(path)!r}")
-    state = minigrad.load_checkpoint(path)
-    diff = {k: (state["config"].get(k), v) for k, v in config.items() if state["config"].get(k) != v}
-    if diff:
-        raise ValueError(f"word2vec recipe: the checkpoint was made with other options (saved, now): {diff}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    state = load_resume_state("word2vec", path, config, model, optimizer)
     minigrad.default_generator.set_state(state["rng"]["minigrad"])
     rng.bit_generator.state = state["rng"]["numpy"]
     return int(state["epoch"]), state["history"]
