@@ -249,3 +249,30 @@ def test_softmax_implicit_dim_warns_like_torch():
 def test_gelu_rejects_unknown_approximation():
     with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
         GELU("fast")
+
+
+def test_gelu_float32_blocks_match_torch_and_exact_erf():
+    """float32 GELU runs blockwise with the A&S erf (torch's CPU kernel): across block boundaries, on a
+    transposed view, with ±0/±inf/nan, its value and gradient stay within 1.5e-7·|x| of the exact erf."""
+    torch = _torch()
+    from minigrad import ops
+    from scipy import special
+
+    rng = np.random.default_rng(5)
+    n = ops._GELU_CHUNK + 1234  # one full block and a partial one
+    x = (rng.standard_normal((3, n)) * 4).astype(np.float32)
+    x[0, :6] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30]
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.gelu(xt)
+    yt.backward(torch.from_numpy(g))
+    xm = minigrad.Tensor(x, requires_grad=True)
+    ym = xm.gelu()
+    ym.backward(minigrad.Tensor(g))
+    np.testing.assert_allclose(ym.data, yt.detach().numpy(), rtol=0, atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=0, atol=2e-6, equal_nan=True)
+    x64 = x[:, 6:].astype(np.float64)
+    cdf = 0.5 * (1 + special.erf(x64 / np.sqrt(2)))
+    assert np.abs(ym.data[:, 6:] - x64 * cdf).max() <= 1.5e-7 * np.abs(x64).max() + 1e-6
+    # a non-contiguous (transposed) input gives the same numbers
+    np.testing.assert_array_equal(minigrad.Tensor(x.T).gelu().data, ym.data.T)
