@@ -220,3 +220,12 @@ def test_real_sick_relatedness():
     scores = [e.label for e in load_shared_task("sick-sts", DATA / "sick")["dev"]]
     assert len(scores) == 500 and min(scores) >= 1.0 and max(scores) <= 5.0
     assert scores[0] == 3.6
+
+
+def test_readme_holds_the_current_glue_task_table():
+    from pathlib import Path
+
+    from models.data import glue_tasks_markdown
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert glue_tasks_markdown().strip() in readme.read_text(encoding="utf-8")
