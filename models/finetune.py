@@ -365,6 +365,26 @@ def predictions_from_logits(logits: np.ndarray, regression: bool) -> np.ndarray:
     return logits[:, 0] if regression else logits.argmax(axis=1)
 
 
+def evaluate_classifier(model, tokenizer, examples, task: str, max_seq_length: int = 128,
+                        label_mean: float = 0.0, label_scale: float = 1.0, batch_size: int = 64) -> tuple:
+    """(metrics, predictions) of a fine-tuned classifier/regressor on labelled examples, in eval mode
+    without gradients. Regression outputs are mapped back with the training standardisation
+    (``trainer.label_standardisation`` after ``fine_tune_classifier``)."""
+    from models.data.glue import compute_metrics, get_task
+
+    spec = get_task(task)
+    data = encode_examples(examples, tokenizer, max_seq_length, spec.is_regression)
+    was_training = model.training
+    model.eval()
+    with minigrad.no_grad():
+        preds = predictions_from_logits(predict_logits(model, data, batch_size, tokenizer.pad_token_id),
+                                        spec.is_regression)
+    model.train(was_training)
+    if spec.is_regression:
+        preds = preds * label_scale + label_mean
+    return compute_metrics(spec, data.labels, preds), preds
+
+
 def fine_tune_classifier(model, tokenizer, train_examples, eval_examples, task: str, config: TrainingConfig,
                          max_seq_length: int = 128, out_dir=None, resume: bool = False, log=print,
                          progress: bool = True):
@@ -400,6 +420,7 @@ def fine_tune_classifier(model, tokenizer, train_examples, eval_examples, task: 
 
     trainer = Trainer(model, train.lengths, lambda idx: collate(train, idx, pad), classification_loss,
                       evaluate, spec.metrics[0], config, out_dir, log, progress)
+    trainer.label_standardisation = (mean, scale)  # for evaluate_classifier on other splits
     if resume:
         trainer.resume()
     trainer.fit()
@@ -414,5 +435,5 @@ def fine_tune_classifier(model, tokenizer, train_examples, eval_examples, task: 
 
 __all__ = ["EncodedDataset", "encode_examples", "collate", "length_bucketed_batches",
            "attach_dropout_generator", "parameter_groups", "TrainingConfig", "Trainer", "classification_loss",
-           "predict_logits", "predictions_from_logits", "fine_tune_classifier"]
+           "predict_logits", "predictions_from_logits", "evaluate_classifier", "fine_tune_classifier"]
 

@@ -9,7 +9,7 @@ from minigrad import nn
 from models.bert import BertConfig, BertForSequenceClassification
 from models.data.glue import InputExample
 from models.finetune import (Trainer, TrainingConfig, classification_loss, collate, encode_examples,
-                             fine_tune_classifier, length_bucketed_batches, parameter_groups)
+                             evaluate_classifier, fine_tune_classifier, length_bucketed_batches, parameter_groups)
 from models.text.wordpiece import BertTokenizer
 
 WORDS = ["good", "bad", "the", "film", "was", "plot", "a", "very", "acting", "music"]
@@ -123,6 +123,12 @@ def test_regression_head_fits_a_score(tokenizer):
     assert labels.dtype == np.float32 and preds.shape == (32,)
     assert np.corrcoef(preds, labels)[0, 1] > 0.9
     assert trainer.best_score > 0.9  # Pearson, the task's main metric
+    # evaluate_classifier on the same examples maps back with the training standardisation
+    mean, scale = trainer.label_standardisation
+    assert abs(mean - np.mean([e.label for e in examples[:128]])) < 1e-5
+    scores, again = evaluate_classifier(trainer.model, tokenizer, examples[128:], "sick-sts", 16, mean, scale)
+    np.testing.assert_allclose(again, preds, rtol=1e-6, atol=1e-6)
+    assert scores["pearson"] == pytest.approx(float(np.corrcoef(preds, labels)[0, 1]), abs=1e-6)
     with pytest.raises(ValueError, match="num_labels"):
         fine_tune_classifier(tiny_model(num_labels=2), tokenizer, examples[:8], examples[8:16], "sick-sts", config)
 
@@ -209,6 +215,7 @@ def test_recipe_end_to_end_on_tiny_files(tokenizer, tmp_path):
     assert metrics["steps"] == 2 and any("SUBSAMPLED" in n for n in metrics["notes"])
     assert 0.0 <= metrics["final"]["accuracy"] <= 1.0
     assert sum(map(sum, metrics["confusion_matrix"])) == 16
+    assert metrics["held_out"]["test"]["examples"] == 4 and 0.0 <= metrics["held_out"]["test"]["accuracy"] <= 1.0
     for name in ("learning_curve.png", "confusion_matrix.png", "best.safetensors", "last.ckpt"):
         assert (out / name).is_file(), name
     assert main(argv[:-1] + ["--resume", "--epochs", "1", "--no-progress"]) == 0  # nothing left: same result
