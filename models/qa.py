@@ -175,12 +175,24 @@ def best_spans(start_logits, end_logits, is_context, n_best: int = 20, max_answe
 
 @dataclass(frozen=True)
 class Prediction:
-    """A question's answer: text (``""`` = no answer), span score, and the null score (2.0)."""
+    """A question's answer: text (``""`` = no answer), span score, and the null score (2.0).
+
+    ``span_text`` is the best span even when the null answer won (default: ``text``), so the
+    null threshold can be tuned afterwards without decoding again."""
 
     text: str
     score: float
     null_score: float
     n_best: tuple[tuple[str, float], ...]
+    span_text: str | None = None
+
+    def __post_init__(self):
+        if self.span_text is None:
+            object.__setattr__(self, "span_text", self.text)
+
+    def with_threshold(self, null_score_diff_threshold: float) -> str:
+        """The answer under another threshold: "" when null_score − score > threshold, else the span."""
+        return "" if self.null_score - self.score > null_score_diff_threshold else self.span_text
 
 
 def postprocess(examples: Sequence[SquadExample], features: Sequence[QAFeature], start_logits, end_logits,
@@ -209,25 +221,32 @@ def postprocess(examples: Sequence[SquadExample], features: Sequence[QAFeature],
                 candidates.append((score, example.context[f.offsets[i][0]:f.offsets[j][1]]))
         candidates.sort(key=lambda c: -c[0])
         candidates = candidates[:n_best]
-        best_text, best_score = (candidates[0][1], candidates[0][0]) if candidates else ("", float("-inf"))
+        span_text, best_score = (candidates[0][1], candidates[0][0]) if candidates else ("", float("-inf"))
+        best_text = span_text
         if version_2_with_negative and null_score - best_score > null_score_diff_threshold:
             best_text = ""
         out[example.qid] = Prediction(best_text, best_score, null_score,
-                                      tuple((t, s) for s, t in candidates))
+                                      tuple((t, s) for s, t in candidates), span_text)
     return out
 
 
-def best_null_threshold(examples: Sequence[SquadExample], predictions: dict[str, Prediction]) -> float:
-    """The threshold on null_score − best_span_score that maximises EM on ``examples``
-    (HF/SQuAD 2.0 ``find_best_thresh``); report results tuned this way as such."""
-    from models.metrics import normalize_answer
+def best_null_threshold(examples: Sequence[SquadExample], predictions: dict[str, Prediction],
+                        metric: str = "exact") -> float:
+    """The threshold on null_score − best_span_score that maximises EM (``metric="exact"``) or F1
+    on ``examples`` — the official SQuAD 2.0 script's ``best_exact_thresh`` / ``best_f1_thresh``,
+    tried on each question's best span even where the null answer won. Tuned on the data it is
+    scored on: report results tuned this way as such."""
+    from models.metrics.squad import exact_match, token_f1
 
+    if metric not in ("exact", "f1"):
+        raise ValueError(f"best_null_threshold: metric must be 'exact' or 'f1', got {metric!r}")
+    score_of = exact_match if metric == "exact" else token_f1
     diffs = []
     for ex in examples:
         p = predictions[ex.qid]
-        correct_span = (not ex.is_impossible) and any(normalize_answer(p.text) == normalize_answer(a.text)
-                                                      for a in ex.answers)
-        diffs.append((p.null_score - p.score, ex.is_impossible, correct_span))
+        golds = [a.text for a in ex.answers]
+        span = 0.0 if ex.is_impossible or not golds else max(score_of(p.span_text, g) for g in golds)
+        diffs.append((p.null_score - p.score, float(ex.is_impossible), span))
     best, best_thresh = sum(d[2] for d in diffs), float("inf")  # +inf: never "no answer"
     for thresh in [float("-inf")] + sorted({d[0] for d in diffs}):  # "" when diff > thresh
         score = sum(imp if diff > thresh else span for diff, imp, span in diffs)

@@ -256,3 +256,7 @@ def test_squad_recipe_end_to_end_on_a_tiny_file(tokenizer, tmp_path):
     assert sorted(predictions) == ["B0", "B1", "B2", "B3"]
     expected = squad_evaluate(squad["data"][1:], predictions, version="2.0")
     assert metrics["final"]["exact"] == expected["exact"] and metrics["final"]["f1"] == expected["f1"]
+    # the tuned threshold can only do better than threshold 0 on the data it is tuned on
+    assert metrics["final"]["best_f1"] >= metrics["final"]["f1"] and metrics["final"]["best_exact"] >= expected["exact"]
+    odds = json.loads((out / "null_odds.json").read_text())
+    assert sorted(odds) == sorted(predictions)

@@ -210,3 +210,40 @@ def test_best_null_threshold_maximises_exact_match(tokenizer):
     preds = {"a": Prediction("w2", 5.0, 6.0, ()), "b": Prediction("w3", 5.0, 8.0, ())}
     t = best_null_threshold([answerable, impossible], preds)  # diffs: a 1.0 (keep span), b 3.0 (say "")
     assert 1.0 <= t < 3.0
+
+
+def test_null_threshold_tuning_sees_the_span_hidden_by_the_null_answer(tokenizer):
+    """At threshold 0 both answers are "" (null wins), yet the best span of "a" is right: tuning
+    must find a threshold that answers "a" and keeps "" for the impossible "b"."""
+    example_a = make_example(12, (3, 4), "a")
+    example_b = make_example(12, (3, 4), "b", impossible=True)
+    features = build_features([example_a, example_b], tokenizer, is_training=True, max_seq_length=64,
+                              doc_stride=8, max_query_length=8)
+    assert len(features) == 2  # one window each
+    starts, ends = [], []
+    for f in features:
+        s, e = np.zeros(len(f)), np.zeros(len(f))
+        s[CLS_INDEX] = 5.0
+        e[CLS_INDEX] = 5.0 if f.qid == "a" else 9.0  # null score 10 (a) / 14 (b)
+        i = f.start_position if f.qid == "a" else f.offsets.index((0, 2))  # "w0" for b
+        j = f.end_position if f.qid == "a" else i
+        s[i], e[j] = 4.0, 4.0  # span score 8: below the null score
+        starts.append(s), ends.append(e)
+    preds = postprocess([example_a, example_b], features, starts, ends, version_2_with_negative=True)
+    assert preds["a"].text == "" and preds["a"].span_text == "w3 w4" and preds["b"].text == ""
+    t = best_null_threshold([example_a, example_b], preds)
+    assert preds["a"].with_threshold(t) == "w3 w4" and preds["b"].with_threshold(t) == ""
+
+
+def test_best_null_threshold_by_f1_counts_partial_spans(tokenizer):
+    """A half-right span (F1 2/3) is worth answering for F1 but not for EM."""
+    from models.qa import Prediction
+
+    answerable = make_example(10, (2, 3), "a")  # gold "w2 w3"
+    impossible = make_example(10, (2, 2), "b", impossible=True)
+    preds = {"a": Prediction("", 5.0, 6.0, (), "w2"), "b": Prediction("", 5.0, 8.0, (), "w5")}  # diffs 1, 3
+    assert best_null_threshold([answerable, impossible], preds, "exact") == float("-inf")  # always ""
+    t = best_null_threshold([answerable, impossible], preds, "f1")
+    assert preds["a"].with_threshold(t) == "w2" and preds["b"].with_threshold(t) == ""
+    with pytest.raises(ValueError, match="metric must be"):
+        best_null_threshold([answerable], preds, "bleu")
