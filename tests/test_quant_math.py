@@ -177,10 +177,15 @@ def test_per_channel_roundtrip(rows, cols, axis, dtype, data):
     shape[axis] = n
     s = scales.astype(np.float64).reshape(shape)
     assert np.all(np.abs(x_hat - x) <= s / 2 * (1 + 1e-4) + 4e-7 * np.abs(x))
-    # each channel equals the per-tensor function with that channel's parameters
+    # each channel: round(float32(x·float32(1/s)) + zp), two roundings as torch's per-channel kernel;
+    # the per-tensor function (one fused rounding) may differ by one at an exact tie, never more
     for c in range(n):
         xc = np.take(x, c, axis=axis)
-        np.testing.assert_array_equal(np.take(q, c, axis=axis), quantize(xc, scales[c], zps[c], dtype))
+        inv = np.float32(1) / np.float32(scales[c])
+        expected = np.clip(np.rint((xc * inv).astype(np.float32) + np.float32(zps[c])), q_min, q_max)
+        np.testing.assert_array_equal(np.take(q, c, axis=axis), expected.astype(dtype))
+        per_tensor = quantize(xc, scales[c], zps[c], dtype).astype(np.int32)
+        assert np.abs(per_tensor - np.take(q, c, axis=axis).astype(np.int32)).max(initial=0) <= 1
 
 
 @torch_deprecation
@@ -501,3 +506,11 @@ def test_plot_quantization_grid_writes_png(tmp_path):
         plot_quantization_grid(w, scale, zp, "int8", tmp_path / "missing" / "g.png")
     with pytest.raises(TypeError, match="non-empty float array"):
         plot_quantization_grid(w.astype(np.int32), scale, zp, "int8", tmp_path / "g.png")
+
+
+def test_per_channel_and_per_tensor_round_a_tie_differently_as_torch():
+    """0.001 / (0.002/255) = 127.5 → per channel (two roundings, torch) gives 0, per tensor (fused) -1."""
+    x = np.array([[0.002, 0.001]], np.float32)
+    scales, zps = choose_qparams_per_channel(x.min(axis=1), x.max(axis=1), "int8")
+    np.testing.assert_array_equal(quantize_per_channel(x, scales, zps, 0, "int8"), [[127, 0]])
+    np.testing.assert_array_equal(quantize(x[0], scales[0], zps[0], "int8"), [127, -1])
