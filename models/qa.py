@@ -18,7 +18,7 @@ answer text. Pipeline:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -222,11 +222,10 @@ def postprocess(examples: Sequence[SquadExample], features: Sequence[QAFeature],
         candidates.sort(key=lambda c: -c[0])
         candidates = candidates[:n_best]
         span_text, best_score = (candidates[0][1], candidates[0][0]) if candidates else ("", float("-inf"))
-        best_text = span_text
-        if version_2_with_negative and null_score - best_score > null_score_diff_threshold:
-            best_text = ""
-        out[example.qid] = Prediction(best_text, best_score, null_score,
-                                      tuple((t, s) for s, t in candidates), span_text)
+        pred = Prediction(span_text, best_score, null_score, tuple((t, s) for s, t in candidates), span_text)
+        if version_2_with_negative:  # one rule for the null answer: Prediction.with_threshold
+            pred = replace(pred, text=pred.with_threshold(null_score_diff_threshold))
+        out[example.qid] = pred
     return out
 
 
@@ -242,6 +241,9 @@ def best_null_threshold(examples: Sequence[SquadExample], predictions: dict[str,
         raise ValueError(f"best_null_threshold: metric must be 'exact' or 'f1', got {metric!r}")
     score_of = exact_match if metric == "exact" else token_f1
     diffs = []
+    missing = [ex.qid for ex in examples if ex.qid not in predictions]
+    if missing:
+        raise ValueError(f"best_null_threshold: {len(missing)} question(s) have no prediction, e.g. {missing[:3]}")
     for ex in examples:
         p = predictions[ex.qid]
         golds = [a.text for a in ex.answers]

@@ -247,3 +247,5 @@ def test_best_null_threshold_by_f1_counts_partial_spans(tokenizer):
     assert preds["a"].with_threshold(t) == "w2" and preds["b"].with_threshold(t) == ""
     with pytest.raises(ValueError, match="metric must be"):
         best_null_threshold([answerable], preds, "bleu")
+    with pytest.raises(ValueError, match="1 question\\(s\\) have no prediction"):
+        best_null_threshold([answerable, make_example(10, (1, 1), "c")], preds)

@@ -213,8 +213,8 @@ def _run_glue(args, s, model_dir: Path, log) -> dict:
                                                   args.resume, log, not args.no_progress)
     final = compute_metrics(spec, labels, preds)
     held_out = {}  # the best weights on the splits not used for model selection (test, out-of-domain)
+    mean, scale = trainer.label_standardisation
     for split in sorted(k for k in splits if k not in ("train", "dev")):
-        mean, scale = trainer.label_standardisation
         held_out[split], _ = evaluate_classifier(model, tokenizer, splits[split], args.task, s["max_seq_length"],
                                                  mean, scale)
         held_out[split]["examples"] = len(splits[split])
