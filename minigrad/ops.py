@@ -37,6 +37,7 @@ class _ArrayMath:
     sigmoid, erf = special.expit, special.erf
     broadcast_to = staticmethod(np.broadcast_to)
     sum_to = staticmethod(sum_to_array)
+    clamp = staticmethod(np.clip)
 
     @staticmethod
     def where(condition, x, y):
@@ -68,6 +69,7 @@ class _TensorMath:
     where = staticmethod(where)
     broadcast_to = staticmethod(lambda x, shape: x.expand(*shape))
     sum_to = staticmethod(lambda x, shape: x.sum_to(shape))
+    clamp = staticmethod(lambda x, lo, hi: x.clamp(lo, hi))
     permute = staticmethod(lambda x, axes: x.permute(*axes))
     index_add = staticmethod(lambda g, shape, index: IndexAdd.apply(g, shape=shape, index=index))
     embedding_grad = staticmethod(lambda rows, num, ids: EmbeddingGrad.apply(rows, num=num, ids=ids))
@@ -338,6 +340,10 @@ class Erf(Function):
 _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 _GELU_CHUNK = 1 << 17  # elements per block: the temporaries stay in L2 cache instead of 2 x 25 MB per call
+# Beyond ±_GELU_FLAT, φ(x) = 0 and Φ(x) ∈ {0, 1} exactly in float32 and float64 (φ underflows past |x| ≈ 38.6), so
+# clamping x there changes no finite result and turns the ±inf·0 = nan of the plain formulas into the true limits:
+# GELU(+inf) = +inf, GELU(−inf) = −0, GELU'(+inf) = 1, GELU'(−inf) = 0.
+_GELU_FLAT = 1e4
 
 
 def _normal_cdf_(x: np.ndarray, q: np.ndarray, e: np.ndarray) -> None:
@@ -368,19 +374,22 @@ def _gelu_float32(x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
     xs = np.ascontiguousarray(x).reshape(-1)
     gs = None if g is None else np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
     out = np.empty_like(xs)
-    e_buf = np.empty(min(_GELU_CHUNK, xs.size), x.dtype)
-    with np.errstate(invalid="ignore"):                 # ±inf·0 → nan, as torch, without a warning
-        for start in range(0, xs.size, _GELU_CHUNK):
-            xb = xs[start:start + _GELU_CHUNK]
-            q, e = out[start:start + xb.size], e_buf[:xb.size]
-            _normal_cdf_(xb, q, e)
-            if gs is None:
-                q *= xb                                 # x·Φ(x)
-            else:
-                e *= xb
-                e *= f(_INV_SQRT_2PI)                   # x·φ(x)
-                q += e
-                q *= gs[start:start + xb.size]
+    e_buf, c_buf = (np.empty(min(_GELU_CHUNK, xs.size), x.dtype) for _ in range(2))
+    for start in range(0, xs.size, _GELU_CHUNK):
+        xb = xs[start:start + _GELU_CHUNK]
+        q, e, c = out[start:start + xb.size], e_buf[:xb.size], c_buf[:xb.size]
+        if gs is None:
+            with np.errstate(over="ignore"):            # x² = inf for |x| > 1.8e19: exp(−inf) = 0 is right
+                _normal_cdf_(xb, q, e)
+            np.maximum(xb, f(-_GELU_FLAT), out=c)
+            q *= c                                      # x·Φ(x), with GELU(−inf) = −0
+        else:
+            np.clip(xb, f(-_GELU_FLAT), f(_GELU_FLAT), out=c)
+            _normal_cdf_(c, q, e)
+            e *= c
+            e *= f(_INV_SQRT_2PI)                       # x·φ(x)
+            q += e
+            q *= gs[start:start + xb.size]
     return out.reshape(x.shape)
 
 
@@ -388,32 +397,35 @@ class Gelu(Function):
     """GELU(x) = x·Φ(x), Φ the standard normal CDF; GELU'(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
 
     float32 arrays take the A&S erf above (error < 1.5e-7, as torch's CPU kernel); float64 and the
-    create_graph path use SciPy's exact erf (gradcheck)."""
+    create_graph path use SciPy's exact erf (gradcheck). ±inf give the limits (see _GELU_FLAT)."""
 
     def forward(self, x):
         if x.dtype == np.float32:
             return _gelu_float32(x)
-        return 0.5 * x * (1.0 + special.erf(x / _SQRT_2))
+        return 0.5 * np.maximum(x, -_GELU_FLAT) * (1.0 + special.erf(x / _SQRT_2))
 
     def backward(self, g):
         (x,) = self.args()
         if isinstance(x, np.ndarray) and x.dtype == np.float32:
             return _gelu_float32(x, g)                  # Φ recomputed: no (N, 4H) array kept per layer
         math = xp()
+        x = math.clamp(x, -_GELU_FLAT, _GELU_FLAT)
         cdf = 0.5 * (1.0 + math.erf(x * (1.0 / _SQRT_2)))
         pdf = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
         return g * (cdf + x * pdf)
 
 
 class GeluTanh(Function):
-    """GELU tanh approximation: 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³)."""
+    """GELU tanh approximation: 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³); ±inf give the limits."""
 
     def forward(self, x):
-        return 0.5 * x * (1.0 + np.tanh(_GELU_TANH_K * (x + 0.044715 * x ** 3)))
+        xc = np.clip(x, -_GELU_FLAT, _GELU_FLAT)        # tanh(u) = ±1 exactly beyond: no x³ overflow
+        return 0.5 * np.maximum(x, -_GELU_FLAT) * (1.0 + np.tanh(_GELU_TANH_K * (xc + 0.044715 * xc ** 3)))
 
     def backward(self, g):
         # d/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²),  t = tanh(u)
         (x,) = self.args()
+        x = xp().clamp(x, -_GELU_FLAT, _GELU_FLAT)      # the derivative is flat (0 or 1) beyond
         x2 = x * x
         t = xp().tanh(_GELU_TANH_K * (x + 0.044715 * x2 * x))
         du = _GELU_TANH_K * (1.0 + 3 * 0.044715 * x2)

@@ -25,8 +25,10 @@ gradient clipping at 1.0, checkpoints with ``--resume``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -339,12 +341,13 @@ class History:
 
 
 def pretrain(model, data: PretrainingData, config: PretrainConfig, checkpoint_path=None, resume: bool = False,
-             max_steps: int | None = None, progress: bool = False) -> History:
+             max_steps: int | None = None, progress: bool = False, log: Callable | None = None) -> History:
     """Train ``model`` (a ``BertForPreTraining``) on ``data``; returns the per-step history.
 
     ``checkpoint_path``: one safetensors file rewritten atomically at each epoch end (and every
     ``config.checkpoint_every`` steps); ``resume=True`` continues from it, and the result equals an
     uninterrupted run. ``max_steps`` stops early (after a checkpoint), e.g. to test resuming.
+    ``progress`` draws a bar (on a terminal only); ``log(line)`` gets one line per finished epoch.
     """
     steps_per_epoch = num_batches(num_batches(len(data), config.batch_size), config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
@@ -359,7 +362,7 @@ def pretrain(model, data: PretrainingData, config: PretrainConfig, checkpoint_pa
     bar = _progress(progress, total_steps, len(history.step))
     stopped = False
     while epoch < config.epochs and not stopped:
-        window = _Window()
+        window, first_step, t0 = _Window(), len(history.step), time.perf_counter()
         for b, batch in iterate_batches(data, config.batch_size, epoch, config.seed, config.masking, start_batch):
             out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
                         labels=batch["labels"], next_sentence_label=batch["next_sentence_label"], skip_padding=True)
@@ -386,6 +389,11 @@ def pretrain(model, data: PretrainingData, config: PretrainConfig, checkpoint_pa
             if at_limit:
                 stopped = True
                 break
+        if log is not None and not stopped and len(history.step) > first_step:
+            done = slice(first_step, None)
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {np.mean(history.loss[done]):.4f}, MLM accuracy "
+                f"{np.mean(history.mlm_accuracy[done]):.3f}, NSP accuracy {np.mean(history.nsp_accuracy[done]):.3f} "
+                f"({time.perf_counter() - t0:.1f} s)")
         epoch, start_batch = epoch + 1, 0
     if bar is not None:
         bar.close()
@@ -459,9 +467,9 @@ def _load(path, model, optimizer, scheduler, generator, config):
 def _progress(enabled: bool, total: int, done: int):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from models.progress import progress_bar
 
-    return tqdm(total=total, initial=done, desc="pre-training", unit="step")
+    return progress_bar(total=total, initial=done, desc="pre-training", unit="step", leave=True)
 
 
 @minigrad.no_grad()

@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from models.progress import progress_allowed, set_progress
+
 # recipe name -> (module path, one-line description)
 RECIPES: dict[str, tuple[str, str]] = {
     "demo": ("models.demo", "train a small MLP on a synthetic task and print the loss falling"),
@@ -47,4 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(module_path)
     parser = argparse.ArgumentParser(prog=f"python -m models {name}", description=help_text)
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(argv[1:])) or 0)
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (they draw only on a terminal anyway; logs get one line per epoch)")
+    args = parser.parse_args(argv[1:])
+    was_enabled = progress_allowed()
+    set_progress(not args.no_progress)
+    try:
+        return int(module.run(args) or 0)
+    finally:
+        set_progress(was_enabled)

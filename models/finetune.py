@@ -39,6 +39,7 @@ from minigrad.optim import AdamW
 from minigrad.optim.lr_scheduler import get_linear_schedule_with_warmup
 from minigrad.serialization import load as load_weights
 from minigrad.serialization import load_checkpoint, save, save_checkpoint
+from models.progress import progress_bar
 
 # ----------------------------------------------------------------------------------------------
 # Encoding and batching
@@ -259,14 +260,13 @@ class Trainer:
 
     def fit(self, stop_after_steps: int | None = None) -> dict:
         """Train for the configured epochs (``stop_after_steps``: simulate an interruption)."""
-        from tqdm import tqdm
 
         c, start = self.config, time.perf_counter()
         while self.epoch < c.epochs and self.stopped is None:
             batches = self._epoch_batches()
             self.model.train()
-            bar = tqdm(batches[self.step_in_epoch:], desc=f"epoch {self.epoch + 1}/{c.epochs}", unit="batch",
-                       disable=not self.progress, leave=False)
+            bar = progress_bar(batches[self.step_in_epoch:], desc=f"epoch {self.epoch + 1}/{c.epochs}", unit="batch",
+                               disable=not self.progress)
             for indices in bar:
                 loss = self.train_step(self.make_batch(indices))
                 self.global_step += 1

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minigrad
+from tolerances import assert_close
 from minigrad import Tensor
 from minigrad.nn.attention import (AdditiveAttention, KVCache, LuongAttention, MultiheadAttention, causal_mask,
                                    masked_softmax, scaled_dot_product_attention)
 from minigrad.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -168,9 +168,9 @@ def test_sdpa_matches_torch(torch, case):
         *ref, attn_mask=None if mask is None else torch.tensor(mask), is_causal=causal, scale=scale)
     (ref_out * torch.tensor(w.astype(dtype))).sum().backward()
     assert out.dtype == dtype
-    np.testing.assert_allclose(out.data, ref_out.detach().numpy(), **TOL[dtype])
+    assert_close(out.data, ref_out.detach().numpy(), dtype)
     for a, b in zip(ours, ref):
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), **TOL[dtype])
+        assert_close(a.grad, b.grad.numpy(), dtype)
 
 
 def test_sdpa_errors():
@@ -368,17 +368,17 @@ def test_multihead_attention_matches_torch(torch, c):
         gw = rng.standard_normal(w.shape)
         loss = loss + _weighted_loss(w, gw)
         ref_loss = ref_loss + (ref_w * torch.tensor(gw.astype(dtype))).sum()
-        np.testing.assert_allclose(w.data, ref_w.detach().numpy(), **TOL[dtype])
+        assert_close(w.data, ref_w.detach().numpy(), dtype)
     else:
         assert w is None and ref_w is None
     loss.backward()
     ref_loss.backward()
-    np.testing.assert_allclose(out.data, ref_out.detach().numpy(), **TOL[dtype])
+    assert_close(out.data, ref_out.detach().numpy(), dtype)
     for a, b in zip(ts, rts):
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), **TOL[dtype])
+        assert_close(a.grad, b.grad.numpy(), dtype)
     ref_params = dict(ref.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, ref_params[name].grad.numpy(), **TOL[dtype], err_msg=name)
+        assert_close(p.grad, ref_params[name].grad.numpy(), dtype, name)
 
 
 def test_multihead_attention_init_like_torch():

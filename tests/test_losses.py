@@ -5,13 +5,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import minigrad
+from tolerances import assert_close
 from minigrad.nn import losses as L
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 REDUCTIONS = ["mean", "sum", "none"]
 
@@ -21,16 +21,12 @@ def _torch():
 
 
 def _weighted_backward(out_m, out_t, rng, dtype):
+    """Backpropagate Σ u ⊙ loss with the same random u in both; returns max |u| (the gradients' scale)."""
     torch = _torch()
     u = rng.standard_normal(out_t.shape).astype(dtype)
     (out_m * minigrad.Tensor(u)).sum().backward()
     (out_t * torch.from_numpy(u)).sum().backward()
-
-
-def _assert_close(ours, ref, dtype, what):
-    ref = ref.detach().numpy() if hasattr(ref, "detach") else ref
-    assert np.shape(ours) == np.shape(ref), f"{what}: shape {np.shape(ours)} vs torch {np.shape(ref)}"
-    np.testing.assert_allclose(ours, ref, **TOL[dtype], err_msg=what)
+    return max(1.0, float(np.abs(u).max(initial=0.0)))
 
 
 # ------------------------------------------------------------------------------ cross-entropy
@@ -84,11 +80,15 @@ def test_cross_entropy_matches_torch(dtype, case):
     xm = minigrad.Tensor(x.astype(dtype), requires_grad=True)
     tm = minigrad.Tensor(t.astype(dtype), requires_grad=True) if t.dtype.kind == "f" else minigrad.Tensor(t)
     lm, lt = ours(xm, tm), ref(xt, tt)
-    _assert_close(lm.data, lt, dtype, "loss")
-    _weighted_backward(lm, lt, rng, dtype)  # all targets ignored: nan loss, zero gradient in both
-    _assert_close(xm.grad, xt.grad, dtype, "input gradient")
+    kept = t.dtype.kind == "f" or (t != opts.get("ignore_index", -100)).any()
+    if opts["reduction"] == "mean" and not kept:  # mean over no targets: 0/0, by exact math, not by torch
+        assert np.isnan(lm.item())
+    else:
+        assert_close(lm.data, lt, dtype, "loss")
+    u_scale = _weighted_backward(lm, lt, rng, dtype)
+    assert_close(xm.grad, xt.grad, dtype, "input gradient", u_scale)
     if t.dtype.kind == "f":
-        _assert_close(tm.grad, tt.grad, dtype, "target gradient")
+        assert_close(tm.grad, tt.grad, dtype, "target gradient", u_scale)
 
 
 def _ce_inputs(probs: bool):
@@ -216,12 +216,22 @@ OTHER = {
 ARRAY_KWARGS = ("weight", "pos_weight")
 
 
+def _gradient_scale(name, inputs):
+    """The magnitude of the terms in ∂loss/∂input, beside the upstream weights. cos(x1, x2) has ∂/∂x1 =
+    x2/(‖x1‖‖x2‖) − cos·x1/‖x1‖², terms of size 1/‖x1‖: a short vector makes large terms that cancel, e.g. with
+    d = 1 the true gradient is 0 and what is left is rounding noise of size eps/‖x‖ (seed 689)."""
+    if name == "cosine_embedding_loss":
+        return max(1.0, max(float((1 / np.linalg.norm(a, axis=-1)).max()) for a in inputs))
+    return max(1.0, max(float(np.abs(a).max()) for a in inputs))
+
+
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")  # torch's kl_div notice
 @DTYPES
 @pytest.mark.parametrize("name", sorted(OTHER))
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 5), d=st.integers(1, 6), opt=st.integers(0, 11), seed=st.integers(0, 2**16),
        reduction=st.sampled_from(REDUCTIONS + ["batchmean"]))
+@example(n=4, d=1, opt=0, seed=689, reduction="mean")  # cosine, d = 1: a zero gradient made of rounding noise
 def test_loss_matches_torch(name, dtype, n, d, opt, seed, reduction):
     torch = _torch()
     if reduction == "batchmean" and name != "kl_div":
@@ -240,12 +250,12 @@ def test_loss_matches_torch(name, dtype, n, d, opt, seed, reduction):
     kw_t = {k: (torch.tensor(v.astype(dtype)) if k in ARRAY_KWARGS else v) for k, v in kwargs.items()}
     out_m = getattr(L, name)(*xs_m, tm, reduction=reduction, **kw_m)
     out_t = getattr(torch.nn.functional, name)(*xs_t, tt, reduction=reduction, **kw_t)
-    _assert_close(out_m.data, out_t, dtype, f"{name} value")
-    _weighted_backward(out_m, out_t, rng, dtype)
+    assert_close(out_m.data, out_t, dtype, f"{name} value")
+    scale = _weighted_backward(out_m, out_t, rng, dtype) * _gradient_scale(name, inputs)
     for i, (a, b) in enumerate(zip(xs_m, xs_t)):
-        _assert_close(a.grad, b.grad, dtype, f"{name} gradient of input {i}")
+        assert_close(a.grad, b.grad, dtype, f"{name} gradient of input {i}", scale)
     if float_target:
-        _assert_close(tm.grad, tt.grad, dtype, f"{name} gradient of the target")
+        assert_close(tm.grad, tt.grad, dtype, f"{name} gradient of the target", scale)
 
 
 @pytest.mark.parametrize("name", sorted(OTHER))
@@ -269,10 +279,10 @@ def test_one_dimensional_inputs():
     a, b = rng.standard_normal(5), rng.standard_normal(5)
     ours = L.cosine_embedding_loss(minigrad.Tensor(a), minigrad.Tensor(b), np.array(-1), margin=-0.5)
     ref = torch.nn.functional.cosine_embedding_loss(torch.tensor(a), torch.tensor(b), torch.tensor(-1), margin=-0.5)
-    _assert_close(ours.data, ref, np.float64, "cosine 1-D")
+    assert_close(ours.data, ref, np.float64, "cosine 1-D")
     logp = np.log(_positive_probs(rng, (5,)))
     ours = L.nll_loss(minigrad.Tensor(logp), np.array(3))
-    _assert_close(ours.data, torch.nn.functional.nll_loss(torch.tensor(logp), torch.tensor(3)), np.float64, "nll 1-D")
+    assert_close(ours.data, torch.nn.functional.nll_loss(torch.tensor(logp), torch.tensor(3)), np.float64, "nll 1-D")
 
 
 # ------------------------------------------------------------------------------ module forms
@@ -302,7 +312,7 @@ def test_loss_modules_match_torch(name, kwargs):
         args = [rng.standard_normal((4, 3)), rng.random((4, 3))]
     out_m = ours(*[minigrad.Tensor(a) for a in args])
     out_t = ref(*[torch.tensor(a) for a in args])
-    _assert_close(out_m.data, out_t, np.float64, name)
+    assert_close(out_m.data, out_t, np.float64, name)
 
 
 def test_legacy_size_average_reduce_arguments():
@@ -321,4 +331,4 @@ def test_cross_entropy_gradient_of_soft_target_only():
     tt = torch.tensor(t, requires_grad=True)
     L.cross_entropy(minigrad.Tensor(x), tm, label_smoothing=0.2).backward()
     torch.nn.functional.cross_entropy(torch.tensor(x), tt, label_smoothing=0.2).backward()
-    _assert_close(tm.grad, tt.grad, np.float64, "target gradient")
+    assert_close(tm.grad, tt.grad, np.float64, "target gradient")

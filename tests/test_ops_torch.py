@@ -7,11 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minigrad
+from tolerances import assert_close
 from op_cases import CASES, MG, torch_namespace
 
 torch = pytest.importorskip("torch")
 TORCH = torch_namespace()
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 
 
 def _as_tuple(x):
@@ -50,7 +50,7 @@ def test_matches_torch(name, dtype, data):
     for o, r in zip(ours_out, ref_out):
         assert o.shape == r.shape, f"{name}: output shape {o.shape} vs torch {r.shape}"
         assert o.dtype == r.dtype, f"{name}: output dtype {o.dtype} vs torch {r.dtype}"
-        np.testing.assert_allclose(o, r, **TOL[dtype], err_msg=f"{name}: forward")
+        assert_close(o, r, dtype, f"{name}: forward")
     for i, (g, r) in enumerate(zip(ours_grad, ref_grad)):
         assert g.shape == r.shape
-        np.testing.assert_allclose(g, r, **TOL[dtype], err_msg=f"{name}: gradient of input {i}")
+        assert_close(g, r, dtype, f"{name}: gradient of input {i}")

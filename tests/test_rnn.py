@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minigrad
+from tolerances import assert_close
 from minigrad import functional as F
 from minigrad.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 LAYERS = {"rnn_tanh": (RNN, "RNN", {}), "rnn_relu": (RNN, "RNN", {"nonlinearity": "relu"}),
           "gru": (GRU, "GRU", {}), "lstm": (LSTM, "LSTM", {})}
 CELLS = {"rnn_tanh": (RNNCell, "RNNCell", {}), "rnn_relu": (RNNCell, "RNNCell", {"nonlinearity": "relu"}),
@@ -120,7 +120,7 @@ def _load(ours, ref):
 
 def _compare(ours, ref, dtype, what):
     assert ours.shape == tuple(ref.shape), f"{what}: shape {ours.shape} vs torch {tuple(ref.shape)}"
-    np.testing.assert_allclose(ours, ref, **TOL[dtype], err_msg=what)
+    assert_close(ours, ref, dtype, what)
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))

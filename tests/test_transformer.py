@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minigrad
+from tolerances import assert_close
 from minigrad import Tensor
 from minigrad.nn.normalization import LayerNorm
 from minigrad.nn.transformer import (LayerCache, Transformer, TransformerDecoder, TransformerDecoderLayer,
                                      TransformerEncoder, TransformerEncoderLayer)
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor", "ignore:Support for mismatched",
                                         "ignore:Converting mask without torch.bool")
@@ -47,12 +47,12 @@ def _compare(torch, ours, ref, arrays, call_ours, call_ref, dtype, rng, position
     got, want = out.data, ref_out.detach().numpy()
     if positions is not None:
         got, want = got[positions], want[positions]
-    np.testing.assert_allclose(got, want, **TOL[dtype])
+    assert_close(got, want, dtype)
     for a, b in zip(ts, rts):
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), **TOL[dtype])
+        assert_close(a.grad, b.grad.numpy(), dtype)
     ref_params = dict(ref.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, ref_params[name].grad.numpy(), **TOL[dtype], err_msg=name)
+        assert_close(p.grad, ref_params[name].grad.numpy(), dtype, name)
 
 
 @st.composite
@@ -184,9 +184,10 @@ def test_encoder_stack_with_padding_matches_torch_on_real_positions(torch, eval_
              lambda a: ref(a, src_key_padding_mask=torch.tensor(kpm)), np.float64, rng, ~kpm)
 
 
-def test_square_subsequent_mask_matches_torch(torch):
-    np.testing.assert_array_equal(Transformer.generate_square_subsequent_mask(5).data,
-                                  torch.nn.Transformer.generate_square_subsequent_mask(5).numpy())
+def test_square_subsequent_mask_is_torchs_float_mask():
+    """torch's documented mask: −inf above the diagonal (future positions), 0 elsewhere."""
+    expected = np.where(np.arange(5)[None, :] > np.arange(5)[:, None], -np.inf, 0.0)
+    np.testing.assert_array_equal(Transformer.generate_square_subsequent_mask(5).data, expected)
     assert Transformer.generate_square_subsequent_mask(3).dtype == np.float32
 
 

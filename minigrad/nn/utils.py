@@ -69,8 +69,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     # g <- g * min(1, max_norm / (total_norm + 1e-6))
     clip_coef = max_norm / (total_norm + 1e-6)  # an inf norm gives 0, a nan norm nan: as PyTorch
     if not clip_coef >= 1.0:  # `not >=` so that a nan coefficient is applied too
-        for g in grads:
-            g *= clip_coef
+        with np.errstate(invalid="ignore"):  # inf·0 = nan is the intended result here
+            for g in grads:
+                g *= clip_coef
     return total_norm
 
 

@@ -162,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
           f"validation pairs (NotNext {train_data.next_sentence_label.mean():.1%})")
     print(f"model: H={args.hidden} L={args.layers} A={args.heads}, {model.num_parameters():,} parameters")
     history = pretrain(model, train_data, train_config, checkpoint_path=out / "checkpoint.safetensors",
-                       resume=args.resume, max_steps=args.max_steps, progress=True)
+                       resume=args.resume, max_steps=args.max_steps, progress=True,
+                       log=lambda line: print(line, flush=True))
     valid = evaluate(model, valid_data, seed=args.seed)
     examples = fill_mask_examples(model, tokenizer, valid_docs, seed=args.seed)
     model.save_pretrained(out / "model")

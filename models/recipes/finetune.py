@@ -64,7 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-best", type=int, default=20, help="SQuAD: candidate starts/ends per window")
     parser.add_argument("--max-answer-length", type=int, default=30, help="SQuAD: longest answer in tokens")
     parser.add_argument("--eval-article", default=SQUAD_EVAL_ARTICLE, help="SQuAD: article held out for eval")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _settings(args) -> dict:

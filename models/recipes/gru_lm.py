@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.progress import progress_bar
+
 CHECKPOINT = "checkpoint.safetensors"
 # options that change the model or the data: a checkpoint only resumes under the same values
 _SHAPING = ("corpus", "level", "seed", "min_count", "cell", "embed_dim", "hidden", "layers", "dropout",
@@ -158,7 +160,6 @@ def _samples(model, vocab, args) -> dict[str, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     import minigrad
     from models.rnn_lm import RNNLM, evaluate, token_stream, train_epoch
@@ -207,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
           f"{num_windows(data, args.bptt)} windows per epoch")
 
     for epoch in range(first, args.epochs):
-        bar = tqdm(total=num_windows(data, args.bptt), desc=f"epoch {epoch + 1}/{args.epochs}", unit="win",
+        bar = progress_bar(total=num_windows(data, args.bptt), desc=f"epoch {epoch + 1}/{args.epochs}", unit="win",
                    leave=False)
         running = []
 

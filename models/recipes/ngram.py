@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.progress import progress_bar
+
 SMOOTHING_LABELS = {
     "mle": "MLE (no smoothing)",
     "laplace": "Laplace (add-1)",
@@ -108,7 +110,6 @@ def _plot(path: Path, ppl: dict, unseen: dict, smoothings: list[str], orders: li
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
 
     from models.text import atomic_write_text, load_corpus, tokenize_sentences, train_valid_test_split
 
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     ppl: dict[str, dict[int, float]] = {s: {} for s in smoothings}
     models, unseen = {}, {}
     jobs = [(s, n) for s in smoothings for n in orders]
-    for s, n in tqdm(jobs, desc="fitting", unit="model", leave=False):
+    for s, n in progress_bar(jobs, desc="fitting", unit="model"):
         lm = _fit(n, s, train, args, args.seed)
         ppl[s][n] = lm.perplexity(valid)
         models[s, n] = lm

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.progress import progress_bar
+
 CHECKPOINT = "checkpoint.safetensors"
 _SHAPING = ("corpus", "seed", "order", "embed_dim", "hidden", "dropout", "direct", "batch_size", "lr", "clip",
             "min_count", "init", "word2vec", "w2v_epochs")
@@ -127,7 +129,6 @@ def _plot(path: Path, history: dict, table: dict, order: int, title: str) -> Non
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     import minigrad
     from models.nplm import NeuralLM, evaluate, generate, init_from_word2vec, ngram_examples, train_epoch
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     x_train, y_train = data["train"]
     for epoch in range(first, args.epochs):
-        bar = tqdm(total=-(-len(y_train) // args.batch_size), desc=f"epoch {epoch + 1}/{args.epochs}",
+        bar = progress_bar(total=-(-len(y_train) // args.batch_size), desc=f"epoch {epoch + 1}/{args.epochs}",
                    unit="batch", leave=False)
         running = []
 

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.progress import progress_bar
+
 TASKS = ("reversal", "copy", "sort")
 # --compare: (label, attention, luong method)
 VARIANTS = (("book (AttnDecoderRNN)", "book", "dot"), ("Bahdanau (additive)", "bahdanau", "dot"),
@@ -60,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="BLAS threads while the recipe runs (0 = leave as is). The matrices here are "
                              "tiny: 1 is fastest, and several threads on a busy machine can be 30x slower")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (the same as --no-progress)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -151,7 +153,6 @@ def _plot_curves(path: Path, history: list[dict], title: str) -> None:
 def _train_run(args: argparse.Namespace, out: Path, label: str) -> dict:
     """Train one model (resuming if asked) and evaluate it; returns the metrics."""
     import numpy as np
-    from tqdm import tqdm
 
     import minigrad
     from models.metrics import corpus_bleu
@@ -181,8 +182,7 @@ def _train_run(args: argparse.Namespace, out: Path, label: str) -> dict:
     for epoch in range(len(history) + 1, args.epochs + 1):
         t0 = time.perf_counter()
         n_batches = -(-len(train) // args.batch_size)
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch", leave=False,
-                   disable=args.quiet, file=sys.stderr)
+        bar = progress_bar(total=n_batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.quiet)
 
         def progress(losses, bar=bar):
             bar.update(1)
@@ -210,8 +210,7 @@ def _train_run(args: argparse.Namespace, out: Path, label: str) -> dict:
     beam_exact, beam_outputs = None, None
     if args.beam_size > 1:
         beam_outputs = []
-        for i in tqdm(range(len(valid)), desc=f"beam {args.beam_size}", leave=False, disable=args.quiet,
-                      file=sys.stderr):
+        for i in progress_bar(range(len(valid)), desc=f"beam {args.beam_size}", disable=args.quiet):
             best = model.beam_decode(valid.sources[i], beam_size=args.beam_size, max_len=len(refs[i]) + 10,
                                      length_penalty=args.length_penalty)[0][0]
             beam_outputs.append(best[:-1] if best and best[-1] == tv.eos_id else best)

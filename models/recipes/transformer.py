@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.progress import progress_bar
+
 TASKS = ("reversal", "copy", "sort")
 # per-setting defaults (an explicit option wins)
 SYNTHETIC_DEFAULTS = dict(d_model=64, layers=2, heads=4, ff=256, dropout=0.1, batch_size=64, epochs=16,
@@ -121,11 +123,9 @@ def _build_model(args: argparse.Namespace, train):
 # ---------------------------------------------------------------------- train and evaluate
 def _train_epoch(model, opt, sched, batches, desc: str) -> float:
     """One pass over the batches; returns the mean label-smoothed loss per target token."""
-    from tqdm import tqdm
-
     model.train()
     total, tokens = 0.0, 0
-    bar = tqdm(batches, desc=desc, unit="batch", leave=False, mininterval=1.0)
+    bar = progress_bar(batches, desc=desc, unit="batch", mininterval=1.0)
     for b in bar:
         loss = model.loss(b.src, b.tgt)
         opt.zero_grad()
@@ -145,11 +145,9 @@ def _detok(args, vocab, ids) -> str:
 
 def _score(model, ds, args, beam_size: int = 1) -> dict:
     """Exact match (synthetic) or BLEU (real data) of decoded outputs, plus a few samples."""
-    from tqdm import tqdm
-
     from models.transformer import bleu, translate_corpus
 
-    progress = (lambda it: tqdm(it, desc=f"decode (beam {beam_size})", unit="batch", leave=False))
+    progress = (lambda it: progress_bar(it, desc=f"decode (beam {beam_size})", unit="batch"))
     hyps = translate_corpus(model, ds.sources, batch_size=64 if beam_size == 1 else 1, beam_size=beam_size,
                             length_penalty=args.length_penalty, progress=progress)
     texts = [_detok(args, ds.tgt_vocab, h) for h in hyps]

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.progress import progress_bar
+
 CHECKPOINT = "checkpoint.safetensors"
 _SHAPING = ("corpus", "seed", "mode", "dim", "window", "negatives", "min_count", "subsample", "batch_size", "lr")
 
@@ -125,7 +127,6 @@ def _show(model, args) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     import minigrad
     from models.text import atomic_write_text, load_corpus, tokenize_sentences, train_valid_test_split
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     for epoch in range(first, args.epochs):
-        bar = tqdm(desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False)
+        bar = progress_bar(desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
         running = []
 
         def on_batch(loss: float) -> None:
