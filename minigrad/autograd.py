@@ -14,8 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
+from minigrad.function import Function, _set_grad_enabled
 from minigrad.ops import sum_to_array
-from minigrad.tensor import Function, Tensor, _set_grad_enabled
+from minigrad.tensor import Tensor
 
 _FREED = (
     "backward through a graph that has already been freed: a node's saved values are released "
@@ -82,60 +83,36 @@ def _root_grads(outputs: Sequence[Tensor], grads, fn_name: str) -> list[np.ndarr
     return result
 
 
-def _run(outputs, grad_outputs, retain_graph, create_graph, capture, fn_name):
-    """The backward pass. ``capture`` maps id(input tensor) -> tensor for ``grad``; with
-    ``capture=None`` the gradients accumulate into the leaves' ``.grad`` instead.
+def _input_grads(node: Function, g, create_graph: bool):
+    """The chain rule at one node: (input, gradient) for each input that needs one, each gradient
+    summed back to its input's shape (this undoes broadcasting, once, for every op)."""
+    in_grads = node.backward(g)
+    if type(in_grads) is not tuple:
+        in_grads = (in_grads,)
+    for inp, ig, need in zip(node.inputs, in_grads, node.needs_input_grad):
+        if ig is None or not need:
+            continue
+        if ig.shape != inp.data.shape:
+            ig = ig.sum_to(inp.shape) if create_graph else sum_to_array(ig, inp.data.shape)
+        yield inp, ig
 
-    Gradients flow as NumPy arrays, or as Tensors when ``create_graph`` (see ``Function``)."""
-    root_arrays = _root_grads(outputs, grad_outputs, fn_name)
-    root_grads = [Tensor._wrap(g) for g in root_arrays] if create_graph else root_arrays
-    captured: dict[int, object] = {}  # grad(): id(input) -> its gradient
-    leaves: dict[Tensor, object] = {}  # backward(): leaf -> its gradient, summed out of place
+
+def _add(sums: dict, key, g) -> None:
+    """sums[key] += g, out of place (g may be an array someone else holds)."""
+    sums[key] = sums[key] + g if key in sums else g
+
+
+def _start(outputs, root_grads) -> tuple[dict, dict]:
+    """(pending, leaf_grads): the output gradients sorted into the nodes that made the outputs
+    and the outputs that are themselves leaves."""
     pending: dict[Function, object] = {}  # node -> gradient of its output, summed so far
+    leaf_grads: dict[Tensor, object] = {}
     for out, g in zip(outputs, root_grads):
-        if out.grad_fn is None:  # an output that is itself a leaf
-            _collect_leaf(out, g, capture, captured, leaves)
+        if out.grad_fn is None:
+            _add(leaf_grads, out, g)
         else:
-            node = out.grad_fn
-            pending[node] = pending[node] + g if node in pending else g
-    order = _topological_order(list(pending))
-    capture_nodes: dict[Function, list[Tensor]] = {}  # non-leaf inputs of grad()
-    for t in (capture or {}).values():
-        if t.grad_fn is not None:
-            capture_nodes.setdefault(t.grad_fn, []).append(t)
-
-    previous = _set_grad_enabled(create_graph)
-    try:
-        for node in reversed(order):
-            g = pending.pop(node, None)
-            if g is None:
-                continue
-            if node.retainers:
-                _retain(node, g)
-            if capture_nodes and node in capture_nodes:
-                for t in capture_nodes[node]:
-                    captured[id(t)] = g
-            in_grads = node.backward(g)
-            if type(in_grads) is not tuple:
-                in_grads = (in_grads,)
-            for inp, ig, need in zip(node.inputs, in_grads, node.needs_input_grad):
-                if ig is None or not need:
-                    continue
-                if ig.shape != inp.data.shape:
-                    ig = ig.sum_to(inp.shape) if create_graph else sum_to_array(ig, inp.data.shape)
-                parent = inp.grad_fn
-                if parent is None:
-                    _collect_leaf(inp, ig, capture, captured, leaves)
-                elif parent in pending:
-                    pending[parent] = pending[parent] + ig
-                else:
-                    pending[parent] = ig
-            if not retain_graph:
-                node.release()
-    finally:
-        _set_grad_enabled(previous)
-    _accumulate_into_leaves(leaves, {id(g) for g in root_arrays})
-    return captured
+            _add(pending, out.grad_fn, g)
+    return pending, leaf_grads
 
 
 def _retain(node: Function, g) -> None:
@@ -148,15 +125,6 @@ def _retain(node: Function, g) -> None:
 
 def _array(g) -> np.ndarray:
     return g.data if isinstance(g, Tensor) else g
-
-
-def _collect_leaf(leaf, g, capture, captured, leaves):
-    if capture is not None:  # grad(): only the requested inputs, nothing touches .grad
-        key = id(leaf)
-        if key in capture:
-            captured[key] = captured[key] + g if key in captured else g
-    elif leaf.requires_grad:  # backward(): every leaf
-        leaves[leaf] = leaves[leaf] + g if leaf in leaves else g
 
 
 def _accumulate_into_leaves(leaves: dict, foreign: set[int]) -> None:
@@ -176,20 +144,42 @@ def _accumulate_into_leaves(leaves: dict, foreign: set[int]) -> None:
 
 
 def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
-    """Accumulate the gradients of ``tensors`` into the ``.grad`` of every leaf they depend on."""
+    """Accumulate the gradients of ``tensors`` into the ``.grad`` of every leaf they depend on.
+
+    Each node, in reverse topological order, receives the sum of the gradients its output got
+    from later nodes, applies its chain rule, and passes the results on; gradients flow as NumPy
+    arrays. Nodes release what they saved unless ``retain_graph``."""
     tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
     if isinstance(grad_tensors, (Tensor, np.ndarray)):
         grad_tensors = (grad_tensors,)
-    _run(tensors, grad_tensors, retain_graph, False, None, "backward")
+    root_grads = _root_grads(tensors, grad_tensors, "backward")
+    pending, leaf_grads = _start(tensors, root_grads)
+    leaf_grads = {leaf: g for leaf, g in leaf_grads.items() if leaf.requires_grad}
+    previous = _set_grad_enabled(False)  # backward rules run on arrays
+    try:
+        for node in reversed(_topological_order(list(pending))):
+            g = pending.pop(node)
+            if node.retainers:
+                _retain(node, g)
+            for inp, ig in _input_grads(node, g, create_graph=False):
+                if inp.grad_fn is not None:
+                    _add(pending, inp.grad_fn, ig)
+                elif inp.requires_grad:
+                    _add(leaf_grads, inp, ig)
+            if not retain_graph:
+                node.release()
+    finally:
+        _set_grad_enabled(previous)
+    _accumulate_into_leaves(leaf_grads, {id(g) for g in root_grads})
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
          allow_unused: bool = False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated), with the
-    meaning of ``torch.autograd.grad``. With ``create_graph=True`` the results are part of a new
-    graph and can be differentiated again (Hessian-vector products, second-order MAML)."""
-    single_out = isinstance(outputs, Tensor)
-    outputs = (outputs,) if single_out else tuple(outputs)
+    meaning of ``torch.autograd.grad``. With ``create_graph=True`` the backward rules run with
+    graph recording on, on Tensors, so the results can be differentiated again (Hessian-vector
+    products, second-order MAML). Nothing touches any ``.grad``."""
+    outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
     if isinstance(grad_outputs, (Tensor, np.ndarray)):
         grad_outputs = (grad_outputs,)
@@ -200,11 +190,35 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
             raise RuntimeError(f"grad: input {i} does not require grad")
     if retain_graph is None:
         retain_graph = create_graph
-    capture = {id(t): t for t in inputs}
-    captured = _run(outputs, grad_outputs, retain_graph, create_graph, capture, "grad")
+    root_grads = _root_grads(outputs, grad_outputs, "grad")
+    if create_graph:
+        root_grads = [Tensor._wrap(g) for g in root_grads]
+    pending, leaf_grads = _start(outputs, root_grads)
+    # a non-leaf input's gradient is its node's output gradient once every later node has added to it
+    wanted_nodes: dict[Function, list[Tensor]] = {}
+    for t in inputs:
+        if t.grad_fn is not None:
+            wanted_nodes.setdefault(t.grad_fn, []).append(t)
+    wanted_leaves = {t for t in inputs if t.grad_fn is None}
+    found: dict[Tensor, object] = {t: g for t, g in leaf_grads.items() if t in wanted_leaves}
+    previous = _set_grad_enabled(create_graph)
+    try:
+        for node in reversed(_topological_order(list(pending))):
+            g = pending.pop(node)
+            for t in wanted_nodes.get(node, ()):
+                found[t] = g
+            for inp, ig in _input_grads(node, g, create_graph):
+                if inp.grad_fn is not None:
+                    _add(pending, inp.grad_fn, ig)
+                elif inp in wanted_leaves:
+                    _add(found, inp, ig)
+            if not retain_graph:
+                node.release()
+    finally:
+        _set_grad_enabled(previous)
     result = []
     for i, t in enumerate(inputs):
-        g = captured.get(id(t))
+        g = found.get(t)
         if g is None and not allow_unused:
             raise RuntimeError(
                 f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "

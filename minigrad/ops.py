@@ -13,14 +13,13 @@ import math
 import numpy as np
 from scipy import sparse, special
 
-from minigrad import tensor as _tensor
-from minigrad.tensor import Function, Tensor, where
+from minigrad import function as _function
+from minigrad.function import Function, is_grad_enabled
 
 _SQRT_2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _GELU_TANH_K = math.sqrt(2.0 / math.pi)
-
 
 def sum_to_array(x: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum a broadcast array back to ``shape`` (the adjoint of broadcasting)."""
@@ -33,7 +32,7 @@ def sum_to_array(x: np.ndarray, shape: tuple) -> np.ndarray:
 class _ArrayMath:
     """``xp()`` when no graph is being built: the NumPy functions backward rules need."""
 
-    exp, log, tanh, sin, cos = np.exp, np.log, np.tanh, np.sin, np.cos
+    exp, log, sqrt, tanh, sin, cos = np.exp, np.log, np.sqrt, np.tanh, np.sin, np.cos
     sigmoid, erf = special.expit, special.erf
     broadcast_to = staticmethod(np.broadcast_to)
     sum_to = staticmethod(sum_to_array)
@@ -48,6 +47,14 @@ class _ArrayMath:
         return x.transpose(axes)
 
     @staticmethod
+    def cat(parts, axis: int = 0):
+        return np.concatenate(parts, axis)
+
+    @staticmethod
+    def stack(parts, axis: int = 0):
+        return np.stack(parts, axis)
+
+    @staticmethod
     def index_add(g, shape, index):
         return index_add_array(g, shape, index)
 
@@ -56,17 +63,30 @@ class _ArrayMath:
         return scatter_rows_array(rows, num, ids)
 
 
+def _is_tensor(x) -> bool:
+    return isinstance(x, _function._Tensor)
+
+
+def _lift_all(parts) -> list:
+    """Constant arrays among Tensors become Tensors of the same dtype (no gradient)."""
+    like = next(p for p in parts if _is_tensor(p))
+    return [p if _is_tensor(p) else like._lift(p) for p in parts]
+
+
 class _TensorMath:
-    """``xp()`` under ``create_graph=True``: the same functions as differentiable Tensor ops."""
+    """``xp()`` under ``create_graph=True``: the same functions as differentiable Tensor ops.
+
+    Built from Tensor methods and the Functions of this file only, so ops.py needs no import
+    of tensor.py (tensor.py imports this file)."""
 
     exp = staticmethod(lambda x: x.exp())
     log = staticmethod(lambda x: x.log())
+    sqrt = staticmethod(lambda x: x.sqrt())
     tanh = staticmethod(lambda x: x.tanh())
     sin = staticmethod(lambda x: x.sin())
     cos = staticmethod(lambda x: x.cos())
     sigmoid = staticmethod(lambda x: x.sigmoid())
     erf = staticmethod(lambda x: x.erf())
-    where = staticmethod(where)
     broadcast_to = staticmethod(lambda x, shape: x.expand(*shape))
     sum_to = staticmethod(lambda x, shape: x.sum_to(shape))
     clamp = staticmethod(lambda x, lo, hi: x.clamp(lo, hi))
@@ -74,10 +94,26 @@ class _TensorMath:
     index_add = staticmethod(lambda g, shape, index: IndexAdd.apply(g, shape=shape, index=index))
     embedding_grad = staticmethod(lambda rows, num, ids: EmbeddingGrad.apply(rows, num=num, ids=ids))
 
+    @staticmethod
+    def where(condition, x, y):
+        x, y = _lift_all([x, y])
+        return Where.apply(x, y, condition=np.asarray(condition))
+
+    @staticmethod
+    def cat(parts, axis: int = 0):
+        parts = _lift_all(parts)
+        return parts[0] if len(parts) == 1 else Cat.apply(*parts, axis=axis)
+
+    @staticmethod
+    def stack(parts, axis: int = 0):
+        parts = _lift_all(parts)
+        axis = axis % (parts[0].ndim + 1)
+        return _TensorMath.cat([p.unsqueeze(axis) for p in parts], axis)
+
 
 def xp():
     """The math namespace for backward rules in the current mode (arrays or Tensors)."""
-    return _TensorMath if _tensor._grad_enabled else _ArrayMath
+    return _TensorMath if is_grad_enabled() else _ArrayMath
 
 
 # ------------------------------------------------------------------------------ binary
@@ -655,8 +691,11 @@ class Gather(Function):
 
 
 class Cat(Function):
+    """Join along ``axis``; the gradient of each input is its slice of g."""
+
     def forward(self, *xs, axis):
-        self.axis = axis
+        self.axis = axis % xs[0].ndim
+        axis = self.axis
         self.bounds = np.cumsum([0] + [x.shape[axis] for x in xs]).tolist()
         return np.concatenate(xs, axis=axis)
 

@@ -1,10 +1,11 @@
-"""The Tensor, the graph node (`Function`) and the grad-mode switch.
+"""The Tensor: an n-dimensional NumPy array that remembers how it was made.
 
-A Tensor wraps a NumPy array. Every differentiable operation is a `Function` subclass (in
-`minigrad/ops.py`) with a NumPy `forward` and a `backward` written in Tensor operations, so
-that a backward pass can itself be differentiated (higher-order gradients). When no graph is
-being built, the same Tensor operations run with the graph switched off and cost little more
-than the NumPy call under them.
+A Tensor wraps a NumPy array. Every differentiable operation is a `Function` subclass (the
+graph node, `minigrad/function.py`; the primitive ones are in `minigrad/ops.py`) with a NumPy
+`forward` and a `backward` written once for arrays and Tensors, so that a backward pass can
+itself be differentiated (higher-order gradients). The methods here check their arguments and
+call those Functions; composite operations (``mean``, ``var``, ``min``, ``stack``, ``split`` …)
+are built from primitive ones and need no rule of their own.
 
 Dtype policy: float32 by default. Two tensors of *different float dtypes* in one operation are
 refused with a TypeError (cast one with `.float()`/`.double()`), because silent promotion hides
@@ -14,135 +15,19 @@ take the tensor's dtype, as Python scalars do in PyTorch.
 from __future__ import annotations
 
 import weakref
-from contextlib import contextmanager
 
 import numpy as np
 
-# ----------------------------------------------------------------------------------------------
-# Grad mode
-# ----------------------------------------------------------------------------------------------
-_grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    return _grad_enabled
-
-
-def _set_grad_enabled(mode: bool) -> bool:
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, bool(mode)
-    return previous
-
-
-@contextmanager
-def set_grad_enabled(mode: bool):
-    """Context manager that switches graph recording on or off (like torch.set_grad_enabled)."""
-    previous = _set_grad_enabled(mode)
-    try:
-        yield
-    finally:
-        _set_grad_enabled(previous)
-
-
-def no_grad():
-    """``with minigrad.no_grad():`` — operations inside record no graph."""
-    return set_grad_enabled(False)
-
-
-def enable_grad():
-    """``with minigrad.enable_grad():`` — record a graph even inside ``no_grad``."""
-    return set_grad_enabled(True)
-
-
-# ----------------------------------------------------------------------------------------------
-# Graph node
-# ----------------------------------------------------------------------------------------------
-class Function:
-    """One operation in the graph: ``forward`` on NumPy arrays, ``backward`` on gradients.
-
-    A subclass implements ``forward(self, *arrays, **options) -> ndarray`` and
-    ``backward(self, grad)`` returning one gradient per input (or None where not needed).
-
-    ``backward`` is written once and runs in two modes. When no graph is being built (the usual
-    ``loss.backward()``), ``grad``, ``self.args()`` and ``self.output()`` are NumPy arrays and
-    the rule costs no more than its NumPy calls. With ``create_graph=True`` they are Tensors, so
-    the same rule records a graph and can be differentiated again. Rules therefore use operators
-    and the methods arrays and Tensors share (``sum(axis=, keepdims=)``, ``reshape``,
-    ``swapaxes``, indexing) plus the functions of ``xp()`` (``minigrad.ops.xp``). Gradients may
-    have the broadcast shape: the engine sums them back to each input's shape, once, for all ops.
-    """
-
-    __slots__ = ("inputs", "needs_input_grad", "out_data", "retainers", "__dict__")
-
-    @classmethod
-    def apply(cls, *inputs: "Tensor", **options) -> "Tensor":
-        fn = cls()
-        n = len(inputs)  # one- and two-input ops are spelled out: this is the hottest path
-        try:
-            if n == 1:
-                out = fn.forward(inputs[0].data, **options)
-            elif n == 2:
-                out = fn.forward(inputs[0].data, inputs[1].data, **options)
-            else:
-                out = fn.forward(*[t.data for t in inputs], **options)
-        except ValueError as e:
-            if "broadcast" in str(e):
-                shapes = " and ".join(str(t.shape) for t in inputs)
-                raise ValueError(f"{cls.__name__.lower()}: shapes {shapes} cannot be broadcast together") from None
-            raise
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)
-        if _grad_enabled:
-            if n == 1:
-                needs = (inputs[0].requires_grad,)
-            elif n == 2:
-                needs = (inputs[0].requires_grad, inputs[1].requires_grad)
-            else:
-                needs = tuple([t.requires_grad for t in inputs])
-            if True in needs:
-                fn.inputs = inputs
-                fn.needs_input_grad = needs
-                fn.retainers = None
-                return Tensor._from_node(out, fn)
-        return Tensor._wrap(out)
-
-    def forward(self, *arrays, **options):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def backward(self, grad):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def args(self) -> tuple:
-        """The inputs for ``backward``: Tensors when a graph is being built, else their arrays."""
-        if _grad_enabled:
-            return self.inputs
-        return tuple([t.data for t in self.inputs])
-
-    def save_output(self, out: np.ndarray) -> np.ndarray:
-        """Keep the forward result for ``backward`` (as an array: no reference cycle)."""
-        self.out_data = out
-        return out
-
-    def output(self):
-        """The saved result; when a graph is being built, a Tensor that is this node's output."""
-        if _grad_enabled:
-            return Tensor._from_node(self.out_data, self)
-        return self.out_data
-
-    def release(self) -> None:
-        """Free what backward needed; a second backward through this node is then an error."""
-        if self.__dict__:
-            self.__dict__.clear()
-        self.inputs = None
-        self.out_data = None
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def __repr__(self) -> str:
-        return f"<{self.name}Backward>"
-
+from minigrad import ops
+from minigrad.function import (  # noqa: F401  (grad mode is re-exported here, where it used to live)
+    Function,
+    _register_tensor_class,
+    _set_grad_enabled,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 
 # ----------------------------------------------------------------------------------------------
 # Tensor
@@ -899,4 +784,4 @@ def chunk(t: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     return split(t, max(1, -(-n // chunks)), dim)
 
 
-from minigrad import ops  # noqa: E402  (ops needs Tensor and Function defined above)
+_register_tensor_class(Tensor)

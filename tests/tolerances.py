@@ -9,7 +9,8 @@
   multiplied by ``scale``, by default the largest entry of the reference (at least 1) — for a
   gradient, the size of its largest component. Pass ``scale`` when the cancelling terms are larger
   than every result (e.g. cos(x1, x2) with d = 1: the true gradient is 0 everywhere, made of terms
-  of size 1/‖x‖).
+  of size 1/‖x‖); an array ``scale`` (broadcast against the result) sets it entry by entry, e.g. per
+  row of a LayerNorm, whose terms grow with the row's 1/σ.
 """
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ def _numpy(a):
     return a.detach().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
-def tolerance(dtype, scale: float = 1.0) -> dict:
-    """``dict(rtol=..., atol=...)`` for ``dtype`` (float32 / float64) with ``atol`` scaled by ``scale``."""
+def tolerance(dtype, scale=1.0) -> dict:
+    """``dict(rtol=..., atol=...)`` for ``dtype`` (float32 / float64) with ``atol`` scaled by ``scale`` (>= 1)."""
     tol = TOL[np.dtype(dtype).type]
-    return dict(rtol=tol["rtol"], atol=tol["atol"] * scale)
+    return dict(rtol=tol["rtol"], atol=tol["atol"] * np.maximum(1.0, scale))
 
 
-def assert_close(ours, ref, dtype, what: str = "", scale: float | None = None) -> None:
+def assert_close(ours, ref, dtype, what: str = "", scale=None) -> None:
     """Assert ``ours`` equals the reference result ``ref`` (an array or a torch tensor) to ``dtype``'s rounding."""
     ours, ref = _numpy(ours), _numpy(ref)
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs reference {ref.shape}"
@@ -36,4 +37,11 @@ def assert_close(ours, ref, dtype, what: str = "", scale: float | None = None) -
                                     "check special values against exact math instead")
     if scale is None:
         scale = float(np.abs(ref).max(initial=0.0))
-    np.testing.assert_allclose(ours, ref, **tolerance(dtype, max(1.0, scale)), err_msg=what)
+    tol = tolerance(dtype, scale)
+    # assert_allclose takes a scalar atol only; an array one is checked entry by entry here
+    bad = ~(np.abs(ours - ref) <= tol["atol"] + tol["rtol"] * np.abs(ref))
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        raise AssertionError(f"{what}: {int(bad.sum())} of {ref.size} entries differ; first at {i}: ours "
+                             f"{ours[i]!r}, reference {ref[i]!r}, allowed {np.broadcast_to(tol['atol'], ref.shape)[i]:.3g}"
+                             f" + {tol['rtol']}·|reference|")
