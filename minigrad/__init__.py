@@ -33,7 +33,7 @@ from minigrad.random import (
     zeros,
     zeros_like,
 )
-from minigrad import functional
+from minigrad import functional, kernels
 from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minigrad.serialization import load, load_checkpoint, save, save_checkpoint
 from minigrad import nn, optim

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import sparse, special
+from scipy import special
 
 from minigrad import function as _function
 from minigrad.function import Function, is_grad_enabled
+from minigrad.kernels import embedding as embedding_kernel  # the row scatter-add of embedding backwards
 
 _SQRT_2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -60,7 +61,7 @@ class _ArrayMath:
 
     @staticmethod
     def embedding_grad(rows, num, ids):
-        return scatter_rows_array(rows, num, ids)
+        return embedding_kernel.scatter_rows_array(rows, num, ids)
 
 
 def _is_tensor(x) -> bool:
@@ -92,7 +93,7 @@ class _TensorMath:
     clamp = staticmethod(lambda x, lo, hi: x.clamp(lo, hi))
     permute = staticmethod(lambda x, axes: x.permute(*axes))
     index_add = staticmethod(lambda g, shape, index: IndexAdd.apply(g, shape=shape, index=index))
-    embedding_grad = staticmethod(lambda rows, num, ids: EmbeddingGrad.apply(rows, num=num, ids=ids))
+    embedding_grad = staticmethod(lambda rows, num, ids: embedding_kernel.EmbeddingGrad.apply(rows, num=num, ids=ids))
 
     @staticmethod
     def where(condition, x, y):
@@ -120,6 +121,8 @@ def xp():
 
 
 class Add(Function):
+    """a + b;  d/da = g,  d/db = g."""
+
     def forward(self, a, b):
         return a + b
 
@@ -128,6 +131,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    """a − b;  d/da = g,  d/db = −g."""
+
     def forward(self, a, b):
         return a - b
 
@@ -136,6 +141,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """a·b;  d/da = g·b,  d/db = g·a."""
+
     def forward(self, a, b):
         return a * b
 
@@ -146,6 +153,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    """a / b;  d/da = g / b,  d/db = −g·a / b²."""
+
     def forward(self, a, b):
         return a / b
 
@@ -188,7 +197,7 @@ class PowScalar(Function):
 
 
 class Maximum(Function):
-    """Elementwise max; ties give each side half the gradient (like torch.maximum)."""
+    """max(a, b) elementwise;  d/da = g where a > b, d/db = g where b > a, half each at ties (as torch.maximum)."""
 
     def forward(self, a, b):
         out = np.maximum(a, b)
@@ -202,6 +211,8 @@ class Maximum(Function):
 
 
 class Where(Function):
+    """x where ``condition`` else y;  d/dx = g where condition, d/dy = g elsewhere."""
+
     def forward(self, x, y, condition):
         self.condition = condition
         return np.where(condition, x, y)
@@ -250,33 +261,12 @@ class MatMul(Function):
         return ga, gb
 
 
-class Linear(Function):
-    """y = x Wᵀ + b over the rows of x (…, K), W (N, K), b (N,):
-    dx = g W,  dW = gᵀ x  (already (N, K): no transposed copy),  db = Σ_rows g."""
-
-    def forward(self, x, weight, bias=None):
-        rows = x.reshape(-1, x.shape[-1])  # (R, K)
-        out = rows @ weight.T  # (R, N)
-        if bias is not None:
-            out += bias  # in place: no second (R, N) array
-        return out.reshape(x.shape[:-1] + (weight.shape[0],))
-
-    def backward(self, g):
-        x, weight = self.args()[:2]
-        need = self.needs_input_grad
-        g_rows = g.reshape(-1, weight.shape[0])  # (R, N)
-        gx = (g_rows @ weight).reshape(x.shape) if need[0] else None  # (…, K)
-        gw = g_rows.swapaxes(0, 1) @ x.reshape(-1, x.shape[-1]) if need[1] else None  # (N, K)
-        if len(need) == 2:
-            return gx, gw
-        gb = g_rows.sum(axis=0) if need[2] else None  # (N,)
-        return gx, gw, gb
-
-
 # ------------------------------------------------------------------------------ unary
 
 
 class Neg(Function):
+    """−x;  d/dx = −g."""
+
     def forward(self, x):
         return -x
 
@@ -285,6 +275,8 @@ class Neg(Function):
 
 
 class Cast(Function):
+    """x in another float dtype;  d/dx = g cast back."""
+
     def forward(self, x, dtype):
         self.in_dtype = x.dtype
         return x.astype(dtype)
@@ -294,6 +286,8 @@ class Cast(Function):
 
 
 class Clone(Function):
+    """a copy of x;  d/dx = g."""
+
     def forward(self, x):
         return x.copy()
 
@@ -302,6 +296,8 @@ class Clone(Function):
 
 
 class Exp(Function):
+    """eˣ;  d/dx = g·eˣ (the saved output)."""
+
     def forward(self, x):
         return self.save_output(np.exp(x))
 
@@ -310,6 +306,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    """log x;  d/dx = g / x."""
+
     def forward(self, x):
         return np.log(x)
 
@@ -318,6 +316,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """√x;  d/dx = g / (2√x)."""
+
     def forward(self, x):
         return self.save_output(np.sqrt(x))
 
@@ -326,6 +326,8 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """|x|;  d/dx = g·sign(x) (0 at 0, as torch)."""
+
     def forward(self, x):
         self.sign = np.sign(x)  # gradient 0 at 0, as PyTorch
         return np.abs(x)
@@ -335,6 +337,8 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    """tanh x;  d/dx = g·(1 − tanh²x)."""
+
     def forward(self, x):
         return self.save_output(np.tanh(x))
 
@@ -344,6 +348,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    """σ(x) = 1 / (1 + e⁻ˣ);  d/dx = g·σ(x)(1 − σ(x))."""
+
     def forward(self, x):
         return self.save_output(special.expit(x))
 
@@ -353,6 +359,8 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    """max(0, x);  d/dx = g where x > 0, else 0."""
+
     def forward(self, x):
         self.mask = x > 0
         return np.where(self.mask, x, x.dtype.type(0))
@@ -362,6 +370,8 @@ class Relu(Function):
 
 
 class Erf(Function):
+    """erf x;  d/dx = g·(2/√π)·exp(−x²)."""
+
     def forward(self, x):
         return special.erf(x)
 
@@ -370,98 +380,45 @@ class Erf(Function):
         return g * _TWO_OVER_SQRT_PI * xp().exp(-(x * x))
 
 
-# Abramowitz & Stegun 7.1.26: 1 − erf(z) ≈ (a1·t + … + a5·t⁵)·exp(−z²), t = 1/(1 + p·z), z ≥ 0, with an
-# absolute error below 1.5e-7 — the float32 erf of PyTorch's vectorised CPU GELU kernel. SciPy's erf is
-# exact but runs ~10x slower than NumPy's exp, and GELU sits in every BERT feed-forward layer.
-_AS_P = 0.3275911
-_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-_GELU_CHUNK = 1 << 17  # elements per block: the temporaries stay in L2 cache instead of 2 x 25 MB per call
-# Beyond ±_GELU_FLAT, φ(x) = 0 and Φ(x) ∈ {0, 1} exactly in float32 and float64 (φ underflows past |x| ≈ 38.6), so
+# Beyond ±GELU_FLAT, φ(x) = 0 and Φ(x) ∈ {0, 1} exactly in float32 and float64 (φ underflows past |x| ≈ 38.6), so
 # clamping x there changes no finite result and turns the ±inf·0 = nan of the plain formulas into the true limits:
 # GELU(+inf) = +inf, GELU(−inf) = −0, GELU'(+inf) = 1, GELU'(−inf) = 0.
-_GELU_FLAT = 1e4
+GELU_FLAT = 1e4
 
 
-def _normal_cdf_(x: np.ndarray, q: np.ndarray, e: np.ndarray) -> None:
-    """q ← Φ(x), e ← exp(−x²/2) for a float32 block (A&S 7.1.26 on z = |x|/√2, whose exp(−z²) is exp(−x²/2))."""
-    f = x.dtype.type
-    t = e                                               # e is the scratch for t until exp(−x²/2) is due
-    np.abs(x, out=t)
-    t *= f(_AS_P / _SQRT_2)
-    t += f(1.0)
-    np.reciprocal(t, out=t)                             # t = 1 / (1 + p·z)
-    np.multiply(t, f(_AS_A[4]), out=q)                  # Horner: ((((a5·t + a4)·t + a3)·t + a2)·t + a1)·t
-    for a in _AS_A[3::-1]:
-        q += f(a)
-        q *= t
-    np.square(x, out=e)
-    e *= f(-0.5)
-    np.exp(e, out=e)                                    # exp(−x²/2)
-    q *= e
-    q *= f(0.5)                                         # Φ(−|x|) = (1 − erf(z)) / 2
-    q -= f(0.5)                                         # −(1/2 − Φ(−|x|)) ≤ 0
-    np.copysign(q, x, out=q)                            # sign(x)·(1/2 − Φ(−|x|)) ...
-    q += f(0.5)                                         # ... so Φ(x) = 1/2 + sign(x)·(1/2 − Φ(−|x|))
-
-
-def _gelu_float32(x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
-    """GELU(x) (g None) or g·GELU'(x) = g·(Φ(x) + x·φ(x)), blockwise; float32 in, float32 out."""
-    f = x.dtype.type
-    xs = np.ascontiguousarray(x).reshape(-1)
-    gs = None if g is None else np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
-    out = np.empty_like(xs)
-    e_buf, c_buf = (np.empty(min(_GELU_CHUNK, xs.size), x.dtype) for _ in range(2))
-    for start in range(0, xs.size, _GELU_CHUNK):
-        xb = xs[start:start + _GELU_CHUNK]
-        q, e, c = out[start:start + xb.size], e_buf[:xb.size], c_buf[:xb.size]
-        if gs is None:
-            with np.errstate(over="ignore"):            # x² = inf for |x| > 1.8e19: exp(−inf) = 0 is right
-                _normal_cdf_(xb, q, e)
-            np.maximum(xb, f(-_GELU_FLAT), out=c)
-            q *= c                                      # x·Φ(x), with GELU(−inf) = −0
-        else:
-            np.clip(xb, f(-_GELU_FLAT), f(_GELU_FLAT), out=c)
-            _normal_cdf_(c, q, e)
-            e *= c
-            e *= f(_INV_SQRT_2PI)                       # x·φ(x)
-            q += e
-            q *= gs[start:start + xb.size]
-    return out.reshape(x.shape)
+def gelu_grad(g, x):
+    """g·GELU'(x) = g·(Φ(x) + x·φ(x)) with SciPy's exact erf, in either mode (arrays or Tensors)."""
+    math = xp()
+    x = math.clamp(x, -GELU_FLAT, GELU_FLAT)
+    cdf = 0.5 * (1.0 + math.erf(x * (1.0 / _SQRT_2)))
+    pdf = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
+    return g * (cdf + x * pdf)
 
 
 class Gelu(Function):
-    """GELU(x) = x·Φ(x), Φ the standard normal CDF; GELU'(x) = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
+    """GELU(x) = x·Φ(x), Φ the standard normal CDF (exact erf);  d/dx = Φ(x) + x·φ(x).
 
-    float32 arrays take the A&S erf above (error < 1.5e-7, as torch's CPU kernel); float64 and the
-    create_graph path use SciPy's exact erf (gradcheck). ±inf give the limits (see _GELU_FLAT)."""
+    ±inf give the limits (see GELU_FLAT). float32 layers use the faster kernel of
+    ``minigrad/kernels/activation.py``, which must equal this op."""
 
     def forward(self, x):
-        if x.dtype == np.float32:
-            return _gelu_float32(x)
-        return 0.5 * np.maximum(x, -_GELU_FLAT) * (1.0 + special.erf(x / _SQRT_2))
+        return 0.5 * np.maximum(x, -GELU_FLAT) * (1.0 + special.erf(x / _SQRT_2))
 
     def backward(self, g):
-        (x,) = self.args()
-        if isinstance(x, np.ndarray) and x.dtype == np.float32:
-            return _gelu_float32(x, g)                  # Φ recomputed: no (N, 4H) array kept per layer
-        math = xp()
-        x = math.clamp(x, -_GELU_FLAT, _GELU_FLAT)
-        cdf = 0.5 * (1.0 + math.erf(x * (1.0 / _SQRT_2)))
-        pdf = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
-        return g * (cdf + x * pdf)
+        return gelu_grad(g, self.args()[0])
 
 
 class GeluTanh(Function):
     """GELU tanh approximation: 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³); ±inf give the limits."""
 
     def forward(self, x):
-        xc = np.clip(x, -_GELU_FLAT, _GELU_FLAT)        # tanh(u) = ±1 exactly beyond: no x³ overflow
-        return 0.5 * np.maximum(x, -_GELU_FLAT) * (1.0 + np.tanh(_GELU_TANH_K * (xc + 0.044715 * xc ** 3)))
+        xc = np.clip(x, -GELU_FLAT, GELU_FLAT)        # tanh(u) = ±1 exactly beyond: no x³ overflow
+        return 0.5 * np.maximum(x, -GELU_FLAT) * (1.0 + np.tanh(_GELU_TANH_K * (xc + 0.044715 * xc ** 3)))
 
     def backward(self, g):
         # d/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²),  t = tanh(u)
         (x,) = self.args()
-        x = xp().clamp(x, -_GELU_FLAT, _GELU_FLAT)      # the derivative is flat (0 or 1) beyond
+        x = xp().clamp(x, -GELU_FLAT, GELU_FLAT)      # the derivative is flat (0 or 1) beyond
         x2 = x * x
         t = xp().tanh(_GELU_TANH_K * (x + 0.044715 * x2 * x))
         du = _GELU_TANH_K * (1.0 + 3 * 0.044715 * x2)
@@ -469,7 +426,7 @@ class GeluTanh(Function):
 
 
 class Softplus(Function):
-    """softplus(x) = log(1 + exp(βx)) / β, linear where βx > threshold (as torch)."""
+    """softplus(x) = log(1 + exp(βx)) / β, linear where βx > threshold (as torch);  d/dx = g·σ(βx) (g where linear)."""
 
     def forward(self, x, beta, threshold):
         self.beta, self.linear = beta, beta * x > threshold
@@ -483,6 +440,8 @@ class Softplus(Function):
 
 
 class Sin(Function):
+    """sin x;  d/dx = g·cos x."""
+
     def forward(self, x):
         return np.sin(x)
 
@@ -491,6 +450,8 @@ class Sin(Function):
 
 
 class Cos(Function):
+    """cos x;  d/dx = −g·sin x."""
+
     def forward(self, x):
         return np.cos(x)
 
@@ -499,7 +460,7 @@ class Cos(Function):
 
 
 class Clamp(Function):
-    """Gradient passes where lo ≤ x ≤ hi (as torch.clamp)."""
+    """min(max(x, lo), hi);  d/dx = g where lo ≤ x ≤ hi, else 0 (as torch.clamp)."""
 
     def forward(self, x, lo, hi):
         self.mask = np.ones(x.shape, dtype=bool)
@@ -524,6 +485,8 @@ def _keepdims_shape(shape: tuple, axis) -> tuple:
 
 
 class Sum(Function):
+    """Σ x over ``axis``;  d/dx = g broadcast back over the summed axes."""
+
     def forward(self, x, axis, keepdims):
         self.in_shape, self.axis, self.keepdims = x.shape, axis, keepdims
         return np.asarray(x.sum(axis=axis, keepdims=keepdims))
@@ -535,7 +498,7 @@ class Sum(Function):
 
 
 class Max(Function):
-    """Max over axes; tied maxima share the gradient equally (as torch.amax)."""
+    """Max over axes;  d/dx = g at the maximum, shared equally among tied maxima (as torch.amax)."""
 
     def forward(self, x, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
@@ -597,6 +560,8 @@ class LogSoftmax(Function):
 
 
 class Reshape(Function):
+    """x in a new shape;  d/dx = g in the old shape."""
+
     def forward(self, x, shape):
         self.in_shape = x.shape
         return x.reshape(shape)
@@ -606,6 +571,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    """x with its axes reordered;  d/dx = g with the inverse order."""
+
     def forward(self, x, axes):
         self.axes = axes
         return x.transpose(axes)
@@ -615,6 +582,8 @@ class Permute(Function):
 
 
 class Expand(Function):
+    """x broadcast to ``shape`` (a view);  d/dx = g summed back to x's shape."""
+
     def forward(self, x, shape):
         self.in_shape = x.shape
         return np.broadcast_to(x, shape)
@@ -624,7 +593,7 @@ class Expand(Function):
 
 
 class SumTo(Function):
-    """Sum a broadcast result back to ``shape`` — undoes broadcasting for every op."""
+    """Sum a broadcast result back to ``shape`` (undoes broadcasting for every op);  d/dx = g broadcast again."""
 
     def forward(self, x, shape):
         self.in_shape = x.shape
@@ -639,7 +608,7 @@ def _is_basic_index(index: tuple) -> bool:
 
 
 class GetItem(Function):
-    """x[index]; backward scatters g into zeros, adding at repeated integer indices."""
+    """x[index];  d/dx = g scattered into zeros, adding at repeated integer indices."""
 
     def forward(self, x, index):
         self.in_shape, self.index = x.shape, index
@@ -662,7 +631,7 @@ def index_add_array(g: np.ndarray, shape: tuple, index: tuple) -> np.ndarray:
 
 
 class IndexAdd(Function):
-    """zeros(shape) with g added at ``index`` (the adjoint of GetItem)."""
+    """zeros(shape) with g added at ``index`` (the adjoint of GetItem);  d/dg = gg[index]."""
 
     def forward(self, g, shape, index):
         self.index = index
@@ -681,6 +650,8 @@ def _along_axis_index(index: np.ndarray, axis: int) -> tuple:
 
 
 class Gather(Function):
+    """x[…, index, …] along one axis (torch.gather);  d/dx = g scatter-added at ``index``."""
+
     def forward(self, x, index, axis):
         self.in_shape = x.shape
         self.full_index = _along_axis_index(index, axis)
@@ -691,7 +662,7 @@ class Gather(Function):
 
 
 class Cat(Function):
-    """Join along ``axis``; the gradient of each input is its slice of g."""
+    """Join along ``axis``;  d/dx_i = the slice of g where x_i went."""
 
     def forward(self, *xs, axis):
         self.axis = axis % xs[0].ndim
@@ -709,7 +680,7 @@ class Cat(Function):
 
 
 class Pad(Function):
-    """Constant padding; ``pad_width`` in NumPy's per-dimension (before, after) form."""
+    """Constant padding (``pad_width`` as NumPy's per-dimension (before, after));  d/dx = g without the padding."""
 
     def forward(self, x, pad_width, value):
         self.slices = tuple(slice(lo, lo + s) for (lo, _), s in zip(pad_width, x.shape))
@@ -717,41 +688,3 @@ class Pad(Function):
 
     def backward(self, g):
         return g[self.slices]
-
-
-class Embedding(Function):
-    """weight[ids]; the backward scatter-adds rows of g into the used rows of the weight."""
-
-    def forward(self, weight, ids, padding_idx):
-        self.num, self.ids, self.padding_idx = weight.shape[0], ids, padding_idx
-        return weight[ids]
-
-    def backward(self, g):
-        ids = self.ids.reshape(-1)
-        rows = g.reshape(ids.shape[0], g.shape[-1])  # (N, D)
-        if self.padding_idx is not None:
-            keep = np.nonzero(ids != self.padding_idx)[0]
-            ids, rows = ids[keep], rows[keep]
-        return (xp().embedding_grad(rows, self.num, ids),)
-
-
-def scatter_rows_array(rows: np.ndarray, num: int, ids: np.ndarray) -> np.ndarray:
-    """out[i] = Σ rows[j] over j with ids[j] == i, computed as one_hot(ids)ᵀ @ rows.
-
-    The (num × N) one-hot matrix in CSC form (column j: a single 1 at row ids[j]) costs nothing
-    to build, and scipy's sparse product is one C loop over the N rows — 3–6× faster than
-    sort + np.add.reduceat, 4–10× faster than np.add.at (benchmarks/layers_basic.py)."""
-    n = ids.shape[0]
-    one_hot_t = sparse.csc_array((np.ones(n, rows.dtype), ids, np.arange(n + 1)), shape=(num, n))  # (V, N)
-    return np.ascontiguousarray(one_hot_t @ rows)  # (V, D)
-
-
-class EmbeddingGrad(Function):
-    """Σ over tokens of one-hot(id)·row — a row scatter-add done by sorting (fast, exact)."""
-
-    def forward(self, rows, num, ids):
-        self.ids = ids
-        return scatter_rows_array(rows, num, ids)
-
-    def backward(self, gg):
-        return gg[self.ids]

@@ -19,6 +19,7 @@ import weakref
 import numpy as np
 
 from minigrad import ops
+from minigrad.kernels import activation as kernels_activation
 from minigrad.function import (  # noqa: F401  (grad mode is re-exported here, where it used to live)
     Function,
     _register_tensor_class,
@@ -363,11 +364,7 @@ class Tensor:
         return ops.Relu.apply(self)
 
     def gelu(self, approximate: str = "none"):
-        if approximate == "none":
-            return ops.Gelu.apply(self)
-        if approximate == "tanh":
-            return ops.GeluTanh.apply(self)
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        return kernels_activation.gelu(self, approximate)
 
     def softplus(self, beta: float = 1.0, threshold: float = 20.0):
         return ops.Softplus.apply(self, beta=float(beta), threshold=float(threshold))
@@ -548,6 +545,10 @@ class Tensor:
 
     def chunk(self, chunks: int, dim: int = 0):
         return chunk(self, chunks, dim)
+
+    def where(self, condition, other):
+        """``self`` where ``condition`` is True, else ``other`` (torch's ``Tensor.where``)."""
+        return where(condition, self, other)
 
     def masked_fill(self, mask, value):
         mask = _raw(mask)

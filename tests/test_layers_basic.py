@@ -272,11 +272,11 @@ def test_gelu_float32_blocks_match_torch_and_exact_erf():
     transposed view, its value and gradient equal torch's and stay within 1.5e-7·|x| of the exact erf.
     Finite inputs only: torch's results for ±inf depend on its CPU kernel (test_gelu_special_values_are_exact)."""
     torch = _torch()
-    from minigrad import ops
+    from minigrad.kernels import activation as kernels_activation
     from scipy import special
 
     rng = np.random.default_rng(5)
-    n = ops._GELU_CHUNK + 1234  # one full block and a partial one
+    n = kernels_activation._GELU_CHUNK + 1234  # one full block and a partial one
     x = (rng.standard_normal((3, n)) * 4).astype(np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
     xt = torch.tensor(x, requires_grad=True)

@@ -1,22 +1,11 @@
-"""Attention (book ch. 2–3): scaled dot-product attention, Bahdanau (additive) and Luong
-attention, multi-head attention (Vaswani et al., 2017) and a key/value cache for decoding.
+"""Attention layers (book ch. 2–3): Bahdanau (additive) and Luong attention, multi-head attention
+(Vaswani et al., 2017) and a key/value cache for decoding.
 
     Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + M) V                  (Vaswani et al., eq. 1)
 
-``scaled_dot_product_attention`` is one fused ``Function``: the forward keeps a single
-(…, L, S) buffer (scores → probabilities in place); the backward is the standard rule,
-
-    dP = dO Vᵀ,   dS = P ⊙ (dP − rowsum(dO ⊙ O)),   dQ = s·dS K,   dK = s·dSᵀ Q,   dV = Pᵀ dO
-
-(rowsum(dP ⊙ P) = rowsum(dO ⊙ O) because O = P V — the FlashAttention identity — so dS is made
-in the dP buffer). Written in the dual-mode convention, it is differentiable twice.
-
-Mask conventions differ between torch APIs, and these functions follow torch exactly:
-``scaled_dot_product_attention``: a *boolean* mask is True where a position **takes part**;
-``MultiheadAttention`` (``attn_mask`` and ``key_padding_mask``): True where a position is
-**ignored**. Float masks are always *added* to the scores. A row whose keys are all masked gets
-weights 0 and output 0 (torch's SDPA does the same; torch's MHA gives NaN there when
-``need_weights=True``).
+The functional forms (``scaled_dot_product_attention``, ``masked_softmax``, ``causal_mask``) and torch's
+mask conventions are in ``minigrad/functional/attention.py``; the arithmetic in
+``minigrad/kernels/attention.py``.
 """
 from __future__ import annotations
 
@@ -24,285 +13,23 @@ import math
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import functional as F
+from minigrad.functional.attention import (  # noqa: F401  (the functional forms, importable from here too)
+    additive_mask,
+    causal_mask,
+    check_float,
+    dropout_keep,
+    masked_softmax,
+    scaled_dot_product_attention,
+)
+from minigrad.kernels import attention as kernels
+from minigrad.kernels.attention import HeadLayout
 from minigrad.nn import init
 from minigrad.nn.linear import Linear
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
-from minigrad.random import Generator, _rng
-from minigrad.tensor import Function, Tensor, cat, is_grad_enabled, stack
-
-
-# ----------------------------------------------------------------------------------------------
-# NumPy kernels
-# ----------------------------------------------------------------------------------------------
-def _safe_softmax_(s: np.ndarray, has_mask: bool) -> np.ndarray:
-    """softmax over the last axis, in place. A row of all −inf (every key masked) becomes 0."""
-    m = s.max(axis=-1, keepdims=True)  # (…, L, 1)
-    if has_mask:
-        m[np.isneginf(m)] = 0.0  # all-masked row: exp(−inf − 0) = 0 instead of nan
-    s -= m
-    np.exp(s, out=s)
-    z = s.sum(axis=-1, keepdims=True)  # (…, L, 1)
-    if has_mask:
-        z[z == 0] = 1.0
-    s /= z
-    return s
-
-
-def _attention_probs_array(q, k, mask, scale):
-    """P = softmax(q kᵀ·scale + mask): one (…, L, S) buffer, scaled on the smaller q side."""
-    s = np.matmul(q * q.dtype.type(scale), k.swapaxes(-1, -2))  # (…, L, S)
-    if mask is not None:
-        if np.broadcast_shapes(s.shape, mask.shape) == s.shape:
-            s += mask
-        else:  # the mask carries batch dims the inputs do not have
-            s = s + mask
-    return _safe_softmax_(s, mask is not None)
-
-
-def _causal_keep(L: int, S: int, offset: int = 0) -> np.ndarray:
-    """(L, S) bool, True where key j may be seen from query i: j ≤ i + offset.
-
-    offset 0 is torch's top-left aligned ``is_causal``; offset S − L aligns the last query with
-    the last key (decoding with a cache of S − L earlier positions)."""
-    return np.arange(S)[None, :] <= np.arange(L)[:, None] + offset
-
-
-def causal_mask(L: int, S: int | None = None, offset: int = 0, dtype=np.float32) -> np.ndarray:
-    """Additive causal mask (L, S): 0 where j ≤ i + offset, −inf above."""
-    S = L if S is None else S
-    return np.where(_causal_keep(L, S, offset), 0.0, -np.inf).astype(dtype)
-
-
-# ----------------------------------------------------------------------------------------------
-# Fused Functions
-# ----------------------------------------------------------------------------------------------
-class MaskedSoftmax(Function):
-    """y = softmax(x + M) over the last axis; all-masked rows give 0.
-
-    dx = y ⊙ (g − rowsum(g ⊙ y)),  dM = dx.  Inputs (x[, M])."""
-
-    def forward(self, x, *mask):
-        s = x + mask[0] if mask else x.copy()
-        return self.save_output(_safe_softmax_(s, bool(mask)))
-
-    def backward(self, g):
-        y = self.output()
-        dx = y * (g - (g * y).sum(axis=-1, keepdims=True))
-        return (dx, dx) if len(self.needs_input_grad) == 2 else dx
-
-
-def masked_softmax(scores: Tensor, mask=None) -> Tensor:
-    """softmax(scores + mask) over the last axis, where a bool ``mask`` is True at positions
-    that take part (others get weight exactly 0) and a float mask is added. Rows with no
-    position left give all-zero weights (not NaN)."""
-    if mask is None:
-        return MaskedSoftmax.apply(scores)
-    return MaskedSoftmax.apply(scores, _additive_mask("masked_softmax", mask, scores.dtype, True))
-
-
-def _attention_probs(q: Tensor, k: Tensor, mask: Tensor | None, scale: float) -> Tensor:
-    """P = softmax(q kᵀ·scale + mask) as differentiable Tensor ops (q, k: (…, L, E), (…, S, E))."""
-    scores = (q * scale) @ k.swapaxes(-1, -2)  # (…, L, S)
-    return MaskedSoftmax.apply(scores) if mask is None else MaskedSoftmax.apply(scores, mask)
-
-
-def _inverse(axes):
-    return None if axes is None else tuple(int(i) for i in np.argsort(axes))
-
-
-def _permute(x, axes):
-    """x viewed in the canonical (…, L, E) order (arrays: a free view; Tensors: a Permute op)."""
-    if axes is None:
-        return x
-    return x.transpose(axes) if isinstance(x, np.ndarray) else x.permute(*axes)
-
-
-class FusedAttention(Function):
-    """O = dropout(softmax(Q Kᵀ·s + M)) V in one node (see the module docstring for the rule).
-
-    Inputs ``(q, k, v[, M])``, or ``(qkv[, M])`` with ``packed=True`` where ``qkv`` has shape
-    (A, B, 3, H, d) — the in-projection of self-attention, split here as free views. ``axes``
-    (None or a permutation) views each stored (A, B, H, d) array as canonical (N, H, L, d)
-    without copying; the output is written in the same stored layout, so multi-head attention
-    needs no transpose or copy around this node. ``probs_sink`` (a list) receives P.
-    """
-
-    def forward(self, *arrays, scale, axes, packed, has_mask, dropout_p, rng, probs_sink):
-        self.scale, self.axes, self.packed, self.has_mask = scale, axes, packed, has_mask
-        mask = arrays[-1] if has_mask else None
-        q, k, v = _split_qkv(arrays, packed)
-        qc, kc, vc = _permute(q, axes), _permute(k, axes), _permute(v, axes)  # (N, H, L|S, d)
-        P = _attention_probs_array(qc, kc, mask, scale)  # (N, H, L, S)
-        if probs_sink is not None:
-            probs_sink.append(P)
-        self.keep = None
-        Pd = P
-        if dropout_p > 0.0:  # inverted dropout on the weights; keep = m / (1 − p)
-            self.keep = (rng.random(P.shape) >= dropout_p).astype(P.dtype) / P.dtype.type(1.0 - dropout_p)
-            Pd = P * self.keep
-        self.P = P
-        return self.save_output(_matmul_to_layout(Pd, vc, axes))  # stored layout
-
-    def backward(self, g):
-        args = self.args()
-        graph = isinstance(g, Tensor)
-        mask = args[-1] if self.has_mask else None
-        axes, scale = self.axes, self.scale
-        q, k, v = _split_qkv(args, self.packed)
-        qc, kc, vc, gc = (_permute(t, axes) for t in (q, k, v, g))  # canonical (N, H, ·, d)
-        # P: the saved array, or (graph mode) recomputed as a differentiable function of q, k
-        P = _attention_probs(qc, kc, mask, scale) if graph else self.P
-        keep = self.keep
-        Pd = P if keep is None else P * keep
-        dv = Pd.swapaxes(-1, -2) @ gc  # dV = Pᵀ dO            (N, H, S, dv)
-        dS = gc @ vc.swapaxes(-1, -2)  # dP = dO Vᵀ            (N, H, L, S)
-        if keep is None:
-            D = (gc * _permute(self.output(), axes)).sum(axis=-1, keepdims=True)  # rowsum(dO ⊙ O)
-        else:
-            dS *= keep
-            D = (dS * P).sum(axis=-1, keepdims=True)  # rowsum(dP ⊙ P)
-        dS -= D
-        dS *= P  # dS = P ⊙ (dP − D)
-        dq = dS @ kc  # (N, H, L, d)
-        dq *= scale
-        dk = dS.swapaxes(-1, -2) @ qc  # (N, H, S, d)
-        dk *= scale
-        back = _inverse(axes)
-        dq, dk, dv = _permute(dq, back), _permute(dk, back), _permute(dv, back)
-        grads = [_stack3(dq, dk, dv)] if self.packed else [dq, dk, dv]
-        if self.has_mask:
-            grads.append(dS)
-        return tuple(g_ if need else None for g_, need in zip(grads, self.needs_input_grad))
-
-
-def _split_qkv(arrays, packed):
-    if packed:
-        qkv = arrays[0]  # (A, B, 3, H, d)
-        return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    return arrays[0], arrays[1], arrays[2]
-
-
-def _stack3(dq, dk, dv):
-    """Gradient of the packed (A, B, 3, H, d) input."""
-    if isinstance(dq, Tensor):
-        return stack([dq, dk, dv], dim=2)
-    return np.stack([dq, dk, dv], axis=2)
-
-
-def _matmul_to_layout(P, v, axes):
-    """P @ v, written straight into the stored layout (a strided ``out`` view costs no copy)."""
-    if axes is None:
-        return np.matmul(P, v)
-    shape = P.shape[:-1] + v.shape[-1:]  # canonical (N, H, L, dv)
-    back = _inverse(axes)
-    out = np.empty(tuple(shape[i] for i in back), dtype=np.result_type(P, v))  # stored
-    np.matmul(P, v, out=out.transpose(axes))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Mask helpers
-# ----------------------------------------------------------------------------------------------
-def _additive_mask(fn: str, mask, dtype, true_means_keep: bool):
-    """A bool/float mask as an additive float mask: a constant Tensor, or the mask Tensor
-    itself when it is float and requires grad (a learned bias such as ALiBi)."""
-    if isinstance(mask, Tensor) and mask.requires_grad:
-        if mask.dtype != dtype:
-            raise TypeError(f"{fn}: float mask has dtype {mask.dtype}, the inputs have {dtype}")
-        return mask
-    arr = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
-    if arr.dtype == np.bool_:
-        keep = arr if true_means_keep else ~arr
-        return Tensor._wrap(np.where(keep, 0.0, -np.inf).astype(dtype))
-    if arr.dtype.kind != "f":
-        raise TypeError(f"{fn}: mask must be bool or floating-point, got dtype {arr.dtype}")
-    return Tensor._wrap(arr.astype(dtype, copy=False))
-
-
-def _check_float(fn: str, **tensors) -> np.dtype:
-    dtype = None
-    for name, t in tensors.items():
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{fn}: {name} must be a Tensor, got {type(t).__name__}")
-        if t.dtype.kind != "f":
-            raise TypeError(f"{fn}: {name} must be floating-point, got dtype {t.dtype}")
-        if dtype is not None and t.dtype != dtype:
-            raise TypeError(f"{fn}: {name} has dtype {t.dtype}, expected {dtype} like the query")
-        dtype = t.dtype
-    return dtype
-
-
-def _needs_graph(*tensors) -> bool:
-    return is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
-# ----------------------------------------------------------------------------------------------
-# Scaled dot-product attention
-# ----------------------------------------------------------------------------------------------
-def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
-                                 dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
-                                 return_weights: bool = False, generator: Generator | None = None):
-    """Attention(Q, K, V) = softmax(Q Kᵀ · scale + M) V  (Vaswani et al., 2017, eq. 1).
-
-    ``query`` (…, L, E), ``key`` (…, S, E), ``value`` (…, S, Ev) → (…, L, Ev); batch dims
-    broadcast. ``scale`` defaults to 1/√E. ``attn_mask`` broadcastable to (…, L, S): bool, True
-    where a key **takes part** (torch's SDPA convention), or float, added to the scores (no
-    gradient unless it is a Tensor that requires grad). ``is_causal``: query i sees keys j ≤ i
-    (top-left aligned, as torch; not together with ``attn_mask``). A fully masked row gives
-    output 0. ``dropout_p`` drops attention weights (always applied, as torch's functional
-    form — pass 0.0 at evaluation). With ``return_weights=True`` returns ``(output, P)``, P the
-    (…, L, S) weights before dropout (differentiable when the inputs require grad).
-    """
-    fn = "scaled_dot_product_attention"
-    dtype = _check_float(fn, query=query, key=key, value=value)
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        if t.ndim < 2:
-            raise ValueError(f"{fn}: {name} needs at least 2 dimensions (…, seq, features), got shape {t.shape}")
-    L, E, S = query.shape[-2], query.shape[-1], key.shape[-2]
-    if key.shape[-1] != E:
-        raise ValueError(f"{fn}: query {query.shape} and key {key.shape} must have the same last dimension")
-    if value.shape[-2] != S:
-        raise ValueError(f"{fn}: key {key.shape} and value {value.shape} must have the same sequence length")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"{fn}: dropout_p must be in [0, 1), got {dropout_p}")
-    if is_causal and attn_mask is not None:
-        raise ValueError(f"{fn}: pass either attn_mask or is_causal=True, not both (as torch)")
-    mask = None
-    if attn_mask is not None:
-        mask = _additive_mask(fn, attn_mask, dtype, True)
-        try:
-            np.broadcast_shapes(mask.shape, query.shape[:-2] + (L, S))
-        except ValueError:
-            raise ValueError(f"{fn}: attn_mask of shape {mask.shape} does not broadcast to the scores "
-                             f"(…, L={L}, S={S}) of query {query.shape} and key {key.shape}") from None
-    elif is_causal:
-        mask = Tensor._wrap(causal_mask(L, S, dtype=dtype))
-    scale = 1.0 / math.sqrt(E) if scale is None else float(scale)
-    return _attend(query, key, value, mask, scale, None, False, float(dropout_p), generator, return_weights)
-
-
-def _attend(q, k, v, mask, scale, axes, packed, dropout_p, generator, return_weights):
-    """Fused attention; with differentiable weights requested, the two-node composition
-    P = MaskedSoftmax(q kᵀ·s + M), O = dropout(P) V (both in canonical layout)."""
-    rng = _rng(generator) if dropout_p > 0.0 else None
-    inputs = (q,) if packed else (q, k, v)
-    if return_weights and _needs_graph(*inputs, mask):
-        if packed:
-            q, k, v = _split_qkv(inputs, True)
-        qc, kc, vc = (_permute(t, axes) for t in (q, k, v))
-        P = _attention_probs(qc, kc, mask, scale)  # (…, L, S)
-        Pd = P
-        if dropout_p > 0.0:
-            keep = (rng.random(P.shape) >= dropout_p).astype(P.dtype) / P.dtype.type(1.0 - dropout_p)
-            Pd = P * Tensor._wrap(keep)
-        return _permute(Pd @ vc, _inverse(axes)), P
-    sink = [] if return_weights else None
-    extra = (mask,) if mask is not None else ()
-    out = FusedAttention.apply(*inputs, *extra, scale=scale, axes=axes, packed=packed,
-                               has_mask=mask is not None, dropout_p=dropout_p, rng=rng, probs_sink=sink)
-    return (out, Tensor._wrap(sink[0])) if return_weights else out
+from minigrad.random import Generator
+from minigrad.tensor import Tensor, cat
 
 
 # ----------------------------------------------------------------------------------------------
@@ -310,14 +37,14 @@ def _attend(q, k, v, mask, scale, axes, packed, dropout_p, generator, return_wei
 # ----------------------------------------------------------------------------------------------
 def _query_keys(fn: str, query: Tensor, keys: Tensor, values, mask, q_size: int, k_size: int):
     """Checks and shapes: query (N, Q) or (N, L, Q) → (N, L, Q); keys (N, S, K); mask (N, S)."""
-    _check_float(fn, query=query, keys=keys)
+    check_float(fn, query=query, keys=keys)
     single = query.ndim == 2
     if query.ndim not in (2, 3) or query.shape[-1] != q_size:
         raise ValueError(f"{fn}: query must be (N, {q_size}) or (N, L, {q_size}), got {query.shape}")
     if keys.ndim != 3 or keys.shape[-1] != k_size or keys.shape[0] != query.shape[0]:
         raise ValueError(f"{fn}: keys must be (N={query.shape[0]}, S, {k_size}), got {keys.shape}")
     values = keys if values is None else values
-    _check_float(fn, query=query, values=values)
+    check_float(fn, query=query, values=values)
     if values.ndim != 3 or values.shape[:2] != keys.shape[:2]:
         raise ValueError(f"{fn}: values must be (N, S, Dv) with (N, S) = {keys.shape[:2]}, got {values.shape}")
     add = None
@@ -333,7 +60,7 @@ def _query_keys(fn: str, query: Tensor, keys: Tensor, values, mask, q_size: int,
 
 def _context(scores: Tensor, values: Tensor, mask, single: bool):
     """weights = softmax over the source (masked positions exactly 0); context = weights · values."""
-    weights = MaskedSoftmax.apply(scores) if mask is None else MaskedSoftmax.apply(scores, mask)  # (N, L, S)
+    weights = kernels.masked_softmax(scores, mask)  # (N, L, S)
     context = weights @ values  # (N, L, Dv)
     if single:
         return context[:, 0], weights[:, 0]
@@ -454,13 +181,6 @@ class KVCache:
 # ----------------------------------------------------------------------------------------------
 # Multi-head attention
 # ----------------------------------------------------------------------------------------------
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, out_shape: tuple | None = None) -> Tensor:
-    """x Wᵀ + b (the fused ``ops.Linear``: one 2-D GEMM each way over the flattened tokens),
-    reshaped once to ``out_shape`` when given (e.g. split into heads)."""
-    y = ops.Linear.apply(x, weight) if bias is None else ops.Linear.apply(x, weight, bias)  # (…, out)
-    return y if out_shape is None or y.shape == out_shape else y.reshape(out_shape)
-
-
 class MultiheadAttention(Module):
     """Multi-head attention (Vaswani et al., 2017, §3.2.2), torch.nn.MultiheadAttention:
 
@@ -542,31 +262,7 @@ class MultiheadAttention(Module):
             init.xavier_normal_(self.bias_k, generator=generator)
             init.xavier_normal_(self.bias_v, generator=generator)
 
-    # ------------------------------------------------------------------ projections
-    def _weights(self, i: int):
-        """(W, b) of projection i (0 = query, 1 = key, 2 = value)."""
-        E = self.embed_dim
-        if self._qkv_same_embed_dim:
-            w = self.in_proj_weight[i * E:(i + 1) * E]
-        else:
-            w = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[i]
-        b = None if self.in_proj_bias is None else self.in_proj_bias[i * E:(i + 1) * E]
-        return w, b
-
-    def _heads_shape(self, x: Tensor, parts: tuple = ()) -> tuple:
-        return x.shape[:-1] + parts + (self.num_heads, self.head_dim)  # (A, B, [parts,] H, d)
-
-    def _project_kv(self, key, value):
-        """Projected keys and values, (A, S, H, d) each; key is value → one GEMM for both."""
-        E = self.embed_dim
-        if key is value and self._qkv_same_embed_dim:
-            b = None if self.in_proj_bias is None else self.in_proj_bias[E:]
-            kv = _linear(key, self.in_proj_weight[E:], b, self._heads_shape(key, (2,)))  # (A, S, 2, H, d)
-            return kv[:, :, 0], kv[:, :, 1]
-        return (_linear(key, *self._weights(1), self._heads_shape(key)),
-                _linear(value, *self._weights(2), self._heads_shape(value)))  # (A, S, H, d) each
-
-    # ------------------------------------------------------------------ forward
+    # ------------------------------------------------------------------ the four steps
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask=None, need_weights: bool = True,
                 attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False,
                 cache: KVCache | None = None):
@@ -574,7 +270,7 @@ class MultiheadAttention(Module):
         static_hit = cache is not None and cache.static and cache.key is not None
         if static_hit:  # cross-attention keys/values of the memory: already in the cache
             key = value = None
-        dtype = _check_float(fn, query=query, **({} if static_hit else {"key": key, "value": value}))
+        dtype = check_float(fn, query=query, **({} if static_hit else {"key": key, "value": value}))
         if query.ndim not in (2, 3):
             raise ValueError(f"{fn}: query must be (L, N, E), (N, L, E) with batch_first, or unbatched (L, E); "
                              f"got shape {query.shape}")
@@ -587,16 +283,17 @@ class MultiheadAttention(Module):
         self._check_shapes(query, key, value, bdim, sdim, static_hit)
         N, L = query.shape[bdim], query.shape[sdim]
 
-        q, k, v, packed, S, past = self._project(query, key, value, cache, bdim, sdim)
+        # 1. projections, split into heads: Q_i = query W_i^Q, K_i, V_i  — stored (A, B, H, d), A/B = batch/seq
+        q, k, v, layout, S, past = self._project_heads(query, key, value, cache, bdim, sdim)
         extra = (self.bias_k is not None) + self.add_zero_attn  # columns appended to the keys
         mask = self._mask(attn_mask, key_padding_mask, is_causal, N, L, S, past, extra, dtype)
-        p = self.dropout if self.training else 0.0
-        axes = (bdim, 2, sdim, 3)  # stored (A, B, H, d) → canonical (N, H, L, d)
-        result = _attend(q, k, v, mask, 1.0 / math.sqrt(self.head_dim), axes, packed, p, self.generator,
-                         need_weights)
-        o, weights = result if need_weights else (result, None)  # o: (A, B, H, d)
-        out = _linear(o.reshape(-1, self.embed_dim), self.out_proj.weight, self.out_proj.bias,
-                      o.shape[:-2] + (self.embed_dim,))  # (A, B, E)
+        # 2. attention in every head: head_i = softmax(Q_i K_iᵀ / √d + M) V_i    (one call for all heads)
+        keep = dropout_keep((N, self.num_heads, L, S + extra), self.dropout if self.training else 0.0,
+                            self.generator, dtype)
+        heads = kernels.attention(q, k, v, mask, 1.0 / math.sqrt(self.head_dim), keep, layout, need_weights)
+        heads, weights = heads if need_weights else (heads, None)  # (A, B, H, d), (N, H, L, S)
+        # 3. merge the heads and project: Concat(head_1, …, head_h) W^O
+        out = self.out_proj(self._merge_heads(heads))  # (A, B, E)
         if weights is not None and average_attn_weights:
             weights = weights.mean(axis=1)  # (N, L, S)
         if not batched:
@@ -604,15 +301,35 @@ class MultiheadAttention(Module):
             weights = None if weights is None else weights[0]
         return out, weights
 
-    def _project(self, query, key, value, cache, bdim, sdim):
-        """(q, k, v, packed, S, past): the projected heads, S keys before bias_k / zero_attn,
+    def _split_heads(self, x: Tensor, parts: int = 1) -> Tensor:
+        """(A, B, parts·E) → (A, B, [parts,] H, d): a free reshape."""
+        shape = x.shape[:-1] + ((parts,) if parts > 1 else ()) + (self.num_heads, self.head_dim)
+        return x.reshape(shape)
+
+    def _merge_heads(self, heads: Tensor) -> Tensor:
+        """(A, B, H, d) → (A, B, E): the heads side by side."""
+        return heads.reshape(heads.shape[:-2] + (self.embed_dim,))
+
+    def _weights(self, i: int):
+        """(W, b) of projection i (0 = query, 1 = key, 2 = value)."""
+        E = self.embed_dim
+        if self._qkv_same_embed_dim:
+            w = self.in_proj_weight[i * E:(i + 1) * E]
+        else:
+            w = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[i]
+        b = None if self.in_proj_bias is None else self.in_proj_bias[i * E:(i + 1) * E]
+        return w, b
+
+    def _project_heads(self, query, key, value, cache, bdim, sdim):
+        """(q, k, v, layout, S, past): the projected heads, S keys before bias_k / zero_attn,
         ``past`` = positions that were already in a self-attention cache."""
+        heads_layout = (bdim, 2, sdim, 3)  # stored (A, B, H, d) → canonical (N, H, L, d)
         if (query is key and key is value and cache is None and self._qkv_same_embed_dim
                 and self.bias_k is None and not self.add_zero_attn):
-            # self-attention: one GEMM for Q, K and V, split as views inside the fused node
-            qkv = _linear(query, self.in_proj_weight, self.in_proj_bias, self._heads_shape(query, (3,)))
-            return qkv, None, None, True, query.shape[sdim], 0  # qkv: (A, B, 3, H, d)
-        q = _linear(query, *self._weights(0), self._heads_shape(query))  # (A, B, H, d)
+            # self-attention: one GEMM for Q, K and V, taken apart as views inside the attention kernel
+            qkv = self._split_heads(F.linear(query, self.in_proj_weight, self.in_proj_bias), 3)  # (A, B, 3, H, d)
+            return qkv, None, None, HeadLayout(heads_layout, packed=True), query.shape[sdim], 0
+        q = self._split_heads(F.linear(query, *self._weights(0)))  # (A, B, H, d)
         past = 0
         if cache is not None and cache.static and cache.key is not None:
             k, v = cache.key, cache.value
@@ -623,7 +340,17 @@ class MultiheadAttention(Module):
                 k, v = cache.append(k, v, seq_axis=sdim, batch_axis=bdim)
         S = k.shape[sdim]
         k, v = self._extra_keys(k, v, query.shape[bdim], sdim)
-        return q, k, v, False, S, past
+        return q, k, v, HeadLayout(heads_layout), S, past
+
+    def _project_kv(self, key, value):
+        """Projected keys and values, (A, S, H, d) each; key is value → one GEMM for both."""
+        E = self.embed_dim
+        if key is value and self._qkv_same_embed_dim:
+            b = None if self.in_proj_bias is None else self.in_proj_bias[E:]
+            kv = self._split_heads(F.linear(key, self.in_proj_weight[E:], b), 2)  # (A, S, 2, H, d)
+            return kv[:, :, 0], kv[:, :, 1]
+        return (self._split_heads(F.linear(key, *self._weights(1))),
+                self._split_heads(F.linear(value, *self._weights(2))))  # (A, S, H, d) each
 
     def _check_shapes(self, query, key, value, bdim, sdim, static_hit):
         fn = "MultiheadAttention"
@@ -663,7 +390,7 @@ class MultiheadAttention(Module):
         fn, H = "MultiheadAttention", self.num_heads
         total = None
         if attn_mask is not None:
-            m = _additive_mask(fn, attn_mask, dtype, False)
+            m = additive_mask(fn, attn_mask, dtype, False)
             if m.shape == (L, S):
                 m = m.reshape(1, 1, L, S)
             elif m.shape == (N * H, L, S):
@@ -675,7 +402,7 @@ class MultiheadAttention(Module):
         elif is_causal:
             total = Tensor._wrap(causal_mask(L, S, offset=past, dtype=dtype).reshape(1, 1, L, S))
         if key_padding_mask is not None:
-            kpm = _additive_mask(fn, key_padding_mask, dtype, False)
+            kpm = additive_mask(fn, key_padding_mask, dtype, False)
             if kpm.shape != (N, S):
                 raise ValueError(f"{fn}: key_padding_mask must have shape (N, S) = {(N, S)}, got {kpm.shape}")
             kpm = kpm.reshape(N, 1, 1, S)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import math
 
-from minigrad import functional as F
-
 import numpy as np
 
+from minigrad import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter

@@ -2,9 +2,9 @@
 
     E ∈ ℝ^{V×D},   embed(ids) = E[ids]            (same as one_hot(ids) @ E, without the matmul)
 
-The backward is a scatter-add: dE[v] = Σ over positions t with ids[t] = v of g[t]. It is done
-by ``minigrad.functional.embedding`` (sort the ids, sum each run with ``np.add.reduceat``);
-``benchmarks/layers_basic.py`` compares it with ``np.add.at`` and torch.
+The backward is a scatter-add: dE[v] = Σ over positions t with ids[t] = v of g[t]; the kernel
+(``minigrad/kernels/embedding.py``) does it as one sparse product, and ``benchmarks/layers_basic.py``
+compares it with ``np.add.at`` and torch.
 """
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
-"""Functional forms of the operations (``minigrad.functional``, like ``torch.nn.functional``)."""
+"""Functional forms of the activations, ``linear``, ``dropout``, ``embedding``, ``pad`` and ``one_hot``."""
 from __future__ import annotations
 
 import numpy as np
 
 from minigrad import ops
+from minigrad.kernels import embedding as embedding_kernel
+from minigrad.kernels import linear as linear_kernel
 from minigrad.random import Generator, _rng
-from minigrad.tensor import Tensor, _norm_axis
+from minigrad.tensor import Tensor
 
 
 def relu(x: Tensor) -> Tensor:
@@ -52,7 +54,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             tensors = (x.astype(weight.dtype),) + tensors[1:]
         else:
             raise TypeError(f"linear: mixed dtypes {sorted(str(d) for d in dtypes)}; cast with .float()/.double()")
-    return ops.Linear.apply(*tensors)
+    return linear_kernel.linear(*tensors)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None) -> Tensor:
@@ -77,7 +79,7 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
         raise IndexError(f"embedding: ids must lie in [0, {num}), got min {ids.min()} and max {ids.max()}")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += num
-    return ops.Embedding.apply(weight, ids=ids, padding_idx=padding_idx)
+    return embedding_kernel.embedding(weight, ids, padding_idx)
 
 
 def pad(x: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
@@ -98,18 +100,3 @@ def one_hot(ids, num_classes: int) -> Tensor:
     if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
         raise IndexError(f"one_hot: ids must lie in [0, {num_classes})")
     return Tensor._wrap(np.eye(num_classes, dtype=np.int64)[ids])
-
-
-# Layer functions defined next to their modules (imported last: those modules import this one).
-from minigrad.nn.normalization import layer_norm  # noqa: E402
-from minigrad.nn.attention import masked_softmax, scaled_dot_product_attention  # noqa: E402
-from minigrad.nn.losses import (  # noqa: E402
-    binary_cross_entropy_with_logits,
-    cosine_embedding_loss,
-    cross_entropy,
-    kl_div,
-    l1_loss,
-    mse_loss,
-    nll_loss,
-    smooth_l1_loss,
-)

@@ -1,0 +1,104 @@
+"""Activation kernels: GELU in float32 (Hendrycks & Gimpel, 2016), the activation of every BERT and GPT
+feed-forward layer.
+
+    GELU(x) = x·Φ(x),   GELU'(x) = Φ(x) + x·φ(x),   Φ = standard normal CDF, φ = its density
+
+Reference: the primitive op ``minigrad.ops.Gelu`` (SciPy's exact erf, any dtype). The kernel computes the same
+in float32 about 4x faster, blockwise, with the erf of PyTorch's vectorised CPU kernel (below); its results
+differ from the exact ones by less than 1.5e-7·|x|.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minigrad import ops
+from minigrad.function import Function, is_grad_enabled
+from minigrad.kernels import using_reference
+from minigrad.ops import GELU_FLAT
+
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# Abramowitz & Stegun 7.1.26: 1 − erf(z) ≈ (a1·t + … + a5·t⁵)·exp(−z²), t = 1/(1 + p·z), z ≥ 0, with an
+# absolute error below 1.5e-7 — the float32 erf of PyTorch's vectorised CPU GELU kernel. SciPy's erf is
+# exact but runs ~10x slower than NumPy's exp, and GELU sits in every BERT feed-forward layer.
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_GELU_CHUNK = 1 << 17  # elements per block: the temporaries stay in L2 cache instead of 2 x 25 MB per call
+
+
+def _normal_cdf_(x: np.ndarray, q: np.ndarray, e: np.ndarray) -> None:
+    """q ← Φ(x), e ← exp(−x²/2) for a float32 block (A&S 7.1.26 on z = |x|/√2, whose exp(−z²) is exp(−x²/2))."""
+    f = x.dtype.type
+    t = e                                               # e is the scratch for t until exp(−x²/2) is due
+    np.abs(x, out=t)
+    t *= f(_AS_P / _SQRT_2)
+    t += f(1.0)
+    np.reciprocal(t, out=t)                             # t = 1 / (1 + p·z)
+    np.multiply(t, f(_AS_A[4]), out=q)                  # Horner: ((((a5·t + a4)·t + a3)·t + a2)·t + a1)·t
+    for a in _AS_A[3::-1]:
+        q += f(a)
+        q *= t
+    np.square(x, out=e)
+    e *= f(-0.5)
+    np.exp(e, out=e)                                    # exp(−x²/2)
+    q *= e
+    q *= f(0.5)                                         # Φ(−|x|) = (1 − erf(z)) / 2
+    q -= f(0.5)                                         # −(1/2 − Φ(−|x|)) ≤ 0
+    np.copysign(q, x, out=q)                            # sign(x)·(1/2 − Φ(−|x|)) ...
+    q += f(0.5)                                         # ... so Φ(x) = 1/2 + sign(x)·(1/2 − Φ(−|x|))
+
+
+def _gelu_float32(x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+    """GELU(x) (g None) or g·GELU'(x) = g·(Φ(x) + x·φ(x)), blockwise; float32 in, float32 out."""
+    f = x.dtype.type
+    xs = np.ascontiguousarray(x).reshape(-1)
+    gs = None if g is None else np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
+    out = np.empty_like(xs)
+    e_buf, c_buf = (np.empty(min(_GELU_CHUNK, xs.size), x.dtype) for _ in range(2))
+    for start in range(0, xs.size, _GELU_CHUNK):
+        xb = xs[start:start + _GELU_CHUNK]
+        q, e, c = out[start:start + xb.size], e_buf[:xb.size], c_buf[:xb.size]
+        if gs is None:
+            with np.errstate(over="ignore"):            # x² = inf for |x| > 1.8e19: exp(−inf) = 0 is right
+                _normal_cdf_(xb, q, e)
+            np.maximum(xb, f(-GELU_FLAT), out=c)
+            q *= c                                      # x·Φ(x), with GELU(−inf) = −0
+        else:
+            np.clip(xb, f(-GELU_FLAT), f(GELU_FLAT), out=c)
+            _normal_cdf_(c, q, e)
+            e *= c
+            e *= f(_INV_SQRT_2PI)                       # x·φ(x)
+            q += e
+            q *= gs[start:start + xb.size]
+    return out.reshape(x.shape)
+
+
+class GeluFloat32(Function):
+    """GELU(x) for float32 arrays, blockwise with the A&S erf;  d/dx = Φ(x) + x·φ(x), Φ recomputed in backward
+    (no (N, 4H) array kept per layer). Under create_graph the rule is the exact op's (differentiable again)."""
+
+    def forward(self, x):
+        return _gelu_float32(x)
+
+    def backward(self, g):
+        (x,) = self.args()
+        if is_grad_enabled():
+            return ops.gelu_grad(g, x)
+        return _gelu_float32(x, g)
+
+
+def gelu(x, approximate: str = "none"):
+    """GELU of a Tensor: the float32 kernel, or the exact op (other dtypes, ``kernels.reference()``)."""
+    if approximate == "tanh":
+        return ops.GeluTanh.apply(x)
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    if x.dtype == np.float32 and not using_reference():
+        return GeluFloat32.apply(x)
+    return ops.Gelu.apply(x)
+
+
+__all__ = ["GeluFloat32", "gelu"]
