@@ -1,6 +1,7 @@
 """Text pipeline of chapter 1: normalisation, tokenisation, vocabulary, corpora, LM batching.
 
-(``models.text.wordpiece`` is a separate module; import it directly.)
+(``models.text.wordpiece``, ``models.text.bpe``, ``models.text.bpe_train``, ``models.text.sentencepiece`` and
+``models.text.tokenizer_base`` are separate modules; import them directly.)
 """
 from models.text.batching import (
     batchify,

@@ -33,18 +33,17 @@ import re
 import unicodedata
 from pathlib import Path
 
-import numpy as np
-
 from models.text.corpus import atomic_write_text
+# The batch machinery (padding, truncation, BatchEncoding) is shared with the BPE tokenizers; the
+# names below stay importable from this module.
+from models.text.tokenizer_base import (NO_LIMIT, PADDING_STRATEGIES, TRUNCATION_STRATEGIES,  # noqa: F401
+                                        BatchEncoding, BatchTokenizer, clean_up_tokenization,
+                                        read_json_config, special_token_content, truncated_lengths)
 
 # A character with its span in the original string: (char, start, end).
 Char = tuple[str, int, int]
 
 SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
-PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
-# HF writes int(1e30) as model_max_length when a checkpoint sets no limit.
-_NO_LIMIT = 10 ** 18
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,22 +387,13 @@ def vocab_from_tokens(tokens, source: str = "vocab") -> dict[str, int]:
 # Stage 3: BERT's model inputs.
 # ----------------------------------------------------------------------------------------------
 
-class BatchEncoding(dict):
-    """The tokenizer's output: a dict (``enc["input_ids"]``) that also allows ``enc.input_ids``."""
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-class BertTokenizer:
+class BertTokenizer(BatchTokenizer):
     """Text -> BERT inputs and back, equal to HF ``BertTokenizer`` on the same vocabulary.
 
     ``tokenizer("A man eats.", "He is hungry.")`` gives ``[CLS] a man eats . [SEP] he is hungry .
     [SEP]`` as ``input_ids``, ``token_type_ids`` (segment A = 0, segment B = 1) and
-    ``attention_mask``. Special tokens in the text (``"[MASK]"``) stay whole.
+    ``attention_mask``. Special tokens in the text (``"[MASK]"``) stay whole. The batch call
+    (padding, truncation, NumPy arrays) is ``models.text.tokenizer_base.BatchTokenizer``'s.
     """
 
     def __init__(self, vocab, *, do_lower_case: bool = True, do_basic_tokenize: bool = True,
@@ -437,14 +427,7 @@ class BertTokenizer:
         self.basic_tokenizer = BasicTokenizer(do_lower_case, never_split, tokenize_chinese_chars,
                                               strip_accents)
         self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, unk_token, int(max_input_chars_per_word))
-        if model_max_length is not None and (isinstance(model_max_length, bool)
-                                             or not isinstance(model_max_length, int) or model_max_length < 1):
-            raise ValueError(f"BertTokenizer: model_max_length must be a positive int or None, "
-                             f"got {model_max_length!r}")
-        self.model_max_length = None if model_max_length is None or model_max_length > _NO_LIMIT \
-            else model_max_length
-        self.padding_side = _check_side("BertTokenizer", "padding_side", padding_side)
-        self.truncation_side = _check_side("BertTokenizer", "truncation_side", truncation_side)
+        self._init_batch_options(model_max_length, padding_side, truncation_side)
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         # Longest first, so "[MASK]" would win over a shorter special token that is its prefix.
         alternatives = sorted(self.all_special_tokens, key=len, reverse=True)
@@ -478,18 +461,19 @@ class BertTokenizer:
             found = sorted(p.name for p in directory.iterdir())
             raise FileNotFoundError(f"BertTokenizer.from_pretrained: no vocab.txt in {str(directory)!r} "
                                     f"(found {found})")
-        config = _read_json(directory / "tokenizer_config.json")
-        for name, value in _read_json(directory / "special_tokens_map.json").items():
+        where = "BertTokenizer.from_pretrained"
+        config = read_json_config(directory / "tokenizer_config.json", where)
+        for name, value in read_json_config(directory / "special_tokens_map.json", where).items():
             config.setdefault(name, value)
         keys = ("do_lower_case", "do_basic_tokenize", "never_split", "tokenize_chinese_chars",
                 "strip_accents", "model_max_length", "padding_side", "truncation_side",
                 "clean_up_tokenization_spaces") + SPECIAL_TOKEN_NAMES
         kwargs = {k: config[k] for k in keys if config.get(k) is not None}
         for name in SPECIAL_TOKEN_NAMES:
-            if isinstance(kwargs.get(name), dict):  # serialised AddedToken
-                kwargs[name] = kwargs[name].get("content")
+            if name in kwargs:
+                kwargs[name] = special_token_content(kwargs[name])
         if isinstance(kwargs.get("model_max_length"), float):
-            kwargs["model_max_length"] = int(min(kwargs["model_max_length"], 2 * _NO_LIMIT))
+            kwargs["model_max_length"] = int(min(kwargs["model_max_length"], 2 * NO_LIMIT))
         kwargs.update(overrides)
         return cls(vocab_file, **kwargs)
 
@@ -513,16 +497,6 @@ class BertTokenizer:
         return tuple(str(directory / name) for name in files)
 
     # -- tokens and ids --------------------------------------------------------------------------
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def __len__(self) -> int:
-        return len(self.vocab)
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self.vocab)
 
     def __repr__(self) -> str:
         return (f"BertTokenizer(vocab_size={self.vocab_size}, do_lower_case={self.do_lower_case}, "
@@ -561,167 +535,13 @@ class BertTokenizer:
                 out.append((token, word[a][1], word[b - 1][2]))
         return out
 
-    def convert_tokens_to_ids(self, tokens):
-        """Token(s) -> id(s); tokens outside the vocabulary map to ``[UNK]``."""
-        if isinstance(tokens, str):
-            return self.vocab.get(tokens, self.unk_token_id)
-        if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
-            raise TypeError("BertTokenizer.convert_tokens_to_ids: expected a str or a list of str, "
-                            f"got {type(tokens).__name__}")
-        return [self.vocab.get(t, self.unk_token_id) for t in tokens]
+    def _segment(self, text: str) -> list[tuple[int, int, int]]:
+        return [(self.vocab.get(t, self.unk_token_id), a, b) for t, a, b in self.tokenize_with_offsets(text)]
 
-    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
-        """Id(s) -> token(s); ``skip_special_tokens`` drops [CLS], [SEP], [PAD], [UNK], [MASK]."""
-        single = isinstance(ids, (int, np.integer)) and not isinstance(ids, bool)
-        ids = self._check_ids(ids, "convert_ids_to_tokens")
-        skip = set(self.all_special_ids) if skip_special_tokens else ()
-        tokens = [self.ids_to_tokens[i] for i in ids if i not in skip]
-        return tokens[0] if single else tokens
-
-    def _check_ids(self, ids, where: str) -> list[int]:
-        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
-            ids = [ids]
-        array = np.asarray(ids) if isinstance(ids, (list, tuple, np.ndarray)) else None
-        if array is None or (array.size and array.dtype.kind not in "iu") or array.ndim != 1:
-            shape = getattr(array, "shape", None)
-            raise TypeError(f"BertTokenizer.{where}: expected an int or a 1-D sequence of ints, got "
-                            f"{type(ids).__name__} with shape {shape} and dtype {getattr(array, 'dtype', None)}")
-        bad = array[(array < 0) | (array >= len(self.vocab))]
-        if bad.size:
-            raise ValueError(f"BertTokenizer.{where}: ids must lie in [0, {len(self.vocab)}), got {bad[:5].tolist()}")
-        return array.astype(np.int64).tolist()
-
-    # -- encoding --------------------------------------------------------------------------------
-
-    def encode(self, text: str, text_pair: str | None = None, **kwargs) -> list[int]:
-        """``input_ids`` of one sentence or one pair (same options as ``__call__``)."""
-        if not isinstance(text, str):
-            raise TypeError(f"BertTokenizer.encode: expects one str (use __call__ for batches), "
-                            f"got {type(text).__name__}")
-        return self(text, text_pair, **kwargs)["input_ids"]
-
-    def __call__(self, text, text_pair=None, *, add_special_tokens: bool = True, padding=False,
-                 truncation=None, max_length: int | None = None, pad_to_multiple_of: int | None = None,
-                 padding_side: str | None = None, return_tensors: str | None = None,
-                 return_token_type_ids: bool = True, return_attention_mask: bool = True,
-                 return_offsets_mapping: bool = False, return_special_tokens_mask: bool = False,
-                 return_length: bool = False) -> BatchEncoding:
-        """Encode a sentence, a pair, or a batch of either (``text`` a list, or a list of pairs).
-
-        Truncation removes tokens until ``len(input_ids) <= max_length``: ``longest_first`` takes
-        from the longer segment (ties: from B), ``only_first`` / ``only_second`` from one segment.
-        Padding adds ``[PAD]`` with attention mask 0 up to the longest row or to ``max_length``.
-        """
-        batched, pairs = _as_batch(text, text_pair)
-        padding, truncation, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
-        side = _check_side("BertTokenizer.__call__", "padding_side", padding_side or self.padding_side)
-        if return_tensors not in (None, "np"):
-            raise ValueError(f"BertTokenizer.__call__: return_tensors must be None or 'np', got {return_tensors!r}")
-        rows = [self._encode_row(a, b, add_special_tokens, truncation, max_length) for a, b in pairs]
-        self._pad(rows, padding, max_length, pad_to_multiple_of, side)
-        keys = ["input_ids"] + ["token_type_ids"] * bool(return_token_type_ids) \
-            + ["attention_mask"] * bool(return_attention_mask) \
-            + ["special_tokens_mask"] * bool(return_special_tokens_mask) \
-            + ["offset_mapping"] * bool(return_offsets_mapping)
-        out = {key: [row[key] for row in rows] for key in keys}
-        if return_length:
-            out["length"] = [len(row["input_ids"]) for row in rows]
-        if return_tensors == "np":
-            lengths = {len(row["input_ids"]) for row in rows}
-            if len(lengths) > 1:
-                raise ValueError(f"BertTokenizer.__call__: return_tensors='np' needs equal lengths, got "
-                                 f"lengths {sorted(lengths)}; pass padding=True or padding='max_length'")
-            out = {k: np.asarray(v, dtype=np.int64).reshape(len(rows), -1, 2) if k == "offset_mapping"
-                   else np.asarray(v, dtype=np.int64) for k, v in out.items()}
-        elif not batched:
-            out = {k: v[0] for k, v in out.items()}
-        return BatchEncoding(out)
-
-    def _strategies(self, padding, truncation, max_length, pad_to_multiple_of):
-        """HF's rules: ``True`` means longest; max_length alone turns on ``longest_first``."""
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                       or max_length < 0):
-            raise ValueError(f"BertTokenizer.__call__: max_length must be a non-negative int, got {max_length!r}")
-        if pad_to_multiple_of is not None and (not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1):
-            raise ValueError(f"BertTokenizer.__call__: pad_to_multiple_of must be a positive int, "
-                             f"got {pad_to_multiple_of!r}")
-        if max_length is not None and padding is False and truncation is None:
-            truncation = "longest_first"
-        padding = {True: "longest", False: "do_not_pad", None: "do_not_pad"}.get(padding, padding)
-        if padding not in PADDING_STRATEGIES:
-            raise ValueError(f"BertTokenizer.__call__: padding must be True, False or one of "
-                             f"{PADDING_STRATEGIES}, got {padding!r}")
-        truncation = {True: "longest_first", False: "do_not_truncate", None: "do_not_truncate"}.get(
-            truncation, truncation)
-        if truncation not in TRUNCATION_STRATEGIES:
-            raise ValueError(f"BertTokenizer.__call__: unknown truncation strategy {truncation!r}; expected "
-                             f"True, False or one of {TRUNCATION_STRATEGIES}")
-        if max_length is None and (padding == "max_length" or truncation != "do_not_truncate"):
-            if self.model_max_length is None:
-                raise ValueError(f"BertTokenizer.__call__: padding={padding!r} / truncation={truncation!r} "
-                                 "need max_length (the tokenizer has no model_max_length)")
-            max_length = self.model_max_length
-        if (truncation != "do_not_truncate" and padding != "do_not_pad" and pad_to_multiple_of
-                and max_length % pad_to_multiple_of):
-            raise ValueError(f"BertTokenizer.__call__: truncation length {max_length} is not a multiple of "
-                             f"pad_to_multiple_of={pad_to_multiple_of}")
-        return padding, truncation, max_length
-
-    def _encode_row(self, text, pair, add_special_tokens, truncation, max_length) -> dict:
-        first = self.tokenize_with_offsets(text)
-        second = self.tokenize_with_offsets(pair) if pair is not None else None
-        n_special = (2 if second is None else 3) if add_special_tokens else 0
-        excess = len(first) + len(second or ()) + n_special - (max_length or 0)
-        if truncation != "do_not_truncate" and excess > 0:
-            keep_a, keep_b = truncated_lengths(len(first), None if second is None else len(second),
-                                               excess, truncation, max_length)
-            first = _keep(first, keep_a, self.truncation_side)
-            second = None if second is None else _keep(second, keep_b, self.truncation_side)
-        segments = [first] if second is None else [first, second]
-        ids, types, special, offsets = [], [], [], []
-        if add_special_tokens:
-            ids, types, special, offsets = [self.cls_token_id], [0], [1], [(0, 0)]
-        for segment_id, tokens in enumerate(segments):
-            ids += [self.vocab.get(t, self.unk_token_id) for t, _, _ in tokens]
-            offsets += [(a, b) for _, a, b in tokens]
-            special += [0] * len(tokens)
-            if add_special_tokens:
-                ids.append(self.sep_token_id)
-                offsets.append((0, 0))
-                special.append(1)
-            types += [segment_id] * (len(ids) - len(types))
-        return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids),
-                "special_tokens_mask": special, "offset_mapping": offsets}
-
-    def _pad(self, rows, padding, max_length, multiple, side) -> None:
-        if padding == "do_not_pad" or not rows:
-            return
-        target = max(len(r["input_ids"]) for r in rows) if padding == "longest" else max_length
-        if multiple and target % multiple:
-            target += multiple - target % multiple
-        fill = {"input_ids": self.pad_token_id, "token_type_ids": 0, "attention_mask": 0,
-                "special_tokens_mask": 1, "offset_mapping": (0, 0)}
-        for row in rows:
-            missing = target - len(row["input_ids"])
-            if missing > 0:
-                for key, value in fill.items():
-                    pad = [value] * missing
-                    row[key] = row[key] + pad if side == "right" else pad + row[key]
-
-    def truncate_sequences(self, ids, pair_ids=None, num_tokens_to_remove: int = 0,
-                           truncation_strategy: str = "longest_first"):
-        """Remove ``num_tokens_to_remove`` ids (HF's ``truncate_sequences``); returns (ids, pair_ids)."""
-        if truncation_strategy is True:
-            truncation_strategy = "longest_first"
-        if truncation_strategy not in TRUNCATION_STRATEGIES:
-            raise ValueError(f"BertTokenizer.truncate_sequences: unknown truncation strategy "
-                             f"{truncation_strategy!r}; expected one of {TRUNCATION_STRATEGIES}")
-        if truncation_strategy == "do_not_truncate" or num_tokens_to_remove <= 0:
-            return list(ids), None if pair_ids is None else list(pair_ids)
-        keep_a, keep_b = truncated_lengths(len(ids), None if pair_ids is None else len(pair_ids),
-                                           num_tokens_to_remove, truncation_strategy, None)
-        return (_keep(list(ids), keep_a, self.truncation_side),
-                None if pair_ids is None else _keep(list(pair_ids), keep_b, self.truncation_side))
+    def _template(self, pair: bool) -> list[tuple]:
+        """``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``; segment B and its [SEP] have type 1."""
+        single = [(self.cls_token_id, 0), ("A", 0), (self.sep_token_id, 0)]
+        return single + [("B", 1), (self.sep_token_id, 1)] if pair else single
 
     # -- decoding --------------------------------------------------------------------------------
 
@@ -738,91 +558,3 @@ class BertTokenizer:
             text = clean_up_tokenization(text)
         return text
 
-    def batch_decode(self, sequences, **kwargs) -> list[str]:
-        return [self.decode(ids, **kwargs) for ids in sequences]
-
-
-def clean_up_tokenization(text: str) -> str:
-    """Undo the spaces that tokenisation put before punctuation and English clitics (HF's rules)."""
-    for spaced, glued in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                          (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
-        text = text.replace(spaced, glued)
-    return text
-
-
-def truncated_lengths(len_a: int, len_b: int | None, excess: int, strategy: str, max_length) -> tuple:
-    """How many tokens of segments A and B survive removing ``excess`` tokens.
-
-    ``longest_first`` (HF's rule): first take from the longer segment until both are equal, then
-    split the rest evenly, the odd one coming from B.
-    """
-    where = f"BertTokenizer truncation ({strategy}, max_length={max_length})"
-    if len_b is None:
-        if strategy == "only_second":
-            raise ValueError(f"{where}: only_second needs a pair of sequences, got a single sequence")
-        if excess > len_a:
-            raise ValueError(f"{where}: cannot remove {excess} tokens from a sequence of {len_a}; "
-                             "max_length is shorter than the special tokens")
-        return len_a - excess, None
-    if strategy in ("only_first", "only_second"):
-        length = len_a if strategy == "only_first" else len_b
-        if excess >= length:
-            name = "first" if strategy == "only_first" else "second"
-            raise ValueError(f"{where}: the {name} sequence has {length} tokens but {excess} must be "
-                             f"removed; it cannot be truncated enough (use 'longest_first' or a larger max_length)")
-        return (len_a - excess, len_b) if strategy == "only_first" else (len_a, len_b - excess)
-    if excess > len_a + len_b:
-        raise ValueError(f"{where}: cannot remove {excess} tokens from a pair of {len_a} + {len_b}; "
-                         "max_length is shorter than the special tokens")
-    first = min(abs(len_a - len_b), excess)  # make the two segments equally long
-    rest = excess - first                     # then remove from both, the odd token from B
-    if len_a > len_b:
-        return len_a - first - rest // 2, len_b - (rest - rest // 2)
-    return len_a - rest // 2, len_b - first - (rest - rest // 2)
-
-
-def _keep(seq: list, count: int, side: str) -> list:
-    return seq[:count] if side == "right" else seq[len(seq) - count:]
-
-
-def _check_side(where: str, name: str, side: str) -> str:
-    if side not in ("right", "left"):
-        raise ValueError(f"{where}: {name} must be 'right' or 'left', got {side!r}")
-    return side
-
-
-def _as_batch(text, text_pair) -> tuple[bool, list[tuple[str, str | None]]]:
-    """Normalise the accepted input forms to (is_batch, [(a, b or None), ...])."""
-    where = "BertTokenizer.__call__"
-    if isinstance(text, str):
-        if text_pair is not None and not isinstance(text_pair, str):
-            raise TypeError(f"{where}: text is a str, so text_pair must be a str or None, "
-                            f"got {type(text_pair).__name__}")
-        return False, [(text, text_pair)]
-    if not isinstance(text, (list, tuple)):
-        raise TypeError(f"{where}: text must be a str, a list of str or a list of (str, str) pairs, "
-                        f"got {type(text).__name__}")
-    if text_pair is None:
-        pairs = [tuple(t) if isinstance(t, (list, tuple)) else (t, None) for t in text]
-    else:
-        if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
-            raise ValueError(f"{where}: text_pair must be a list as long as text ({len(text)}), got "
-                             f"{type(text_pair).__name__} of length {getattr(text_pair, '__len__', lambda: '?')()}")
-        pairs = list(zip(text, text_pair))
-    for i, pair in enumerate(pairs):
-        if len(pair) != 2 or not isinstance(pair[0], str) or not (pair[1] is None or isinstance(pair[1], str)):
-            raise TypeError(f"{where}: batch item {i} must be a str or a (str, str) pair, got {pair!r:.80}")
-    return True, pairs
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"BertTokenizer.from_pretrained: {str(path)!r} is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"BertTokenizer.from_pretrained: {str(path)!r} must hold a JSON object, "
-                         f"got {type(data).__name__}")
-    return data
