@@ -7,18 +7,9 @@ import warnings
 
 import numpy as np
 
-from minigrad.functional.losses import (  # noqa: F401  (the functional forms, importable from here too)
-    _REDUCTIONS,
-    _check_reduction,
-    binary_cross_entropy_with_logits,
-    cosine_embedding_loss,
-    cross_entropy,
-    kl_div,
-    l1_loss,
-    mse_loss,
-    nll_loss,
-    smooth_l1_loss,
-)
+from minigrad.functional.losses import (_REDUCTIONS, _check_reduction,  # noqa: F401  (importable from here too)
+                                       binary_cross_entropy_with_logits, cosine_embedding_loss, cross_entropy,
+                                       kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from minigrad.nn.module import Module
 from minigrad.tensor import Tensor
 

@@ -190,7 +190,21 @@ def _layer_caches(fn: str, cache, n: int):
     return cache
 
 
-class TransformerEncoder(Module):
+class _LayerStack(Module):
+    """``num_layers`` deep copies of one layer, then an optional ``norm``; ``new_cache()`` gives the
+    per-layer state for incremental decoding (``cache=``)."""
+
+    def __init__(self, layer: Module, num_layers: int, norm: Module | None = None):
+        super().__init__()
+        self.layers = _clones(type(self).__name__, layer, num_layers)
+        self.num_layers = int(num_layers)
+        self.norm = norm
+
+    def new_cache(self) -> list[LayerCache]:
+        return [LayerCache() for _ in range(self.num_layers)]
+
+
+class TransformerEncoder(_LayerStack):
     """torch.nn.TransformerEncoder: ``num_layers`` copies of ``encoder_layer``, then ``norm``.
 
     ``enable_nested_tensor`` and ``mask_check`` are accepted for torch compatibility (no effect).
@@ -198,13 +212,7 @@ class TransformerEncoder(Module):
 
     def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int, norm: Module | None = None,
                  enable_nested_tensor: bool = True, mask_check: bool = True):
-        super().__init__()
-        self.layers = _clones(type(self).__name__, encoder_layer, num_layers)
-        self.num_layers = int(num_layers)
-        self.norm = norm
-
-    def new_cache(self) -> list[LayerCache]:
-        return [LayerCache() for _ in range(self.num_layers)]
+        super().__init__(encoder_layer, num_layers, norm)
 
     def forward(self, src: Tensor, mask=None, src_key_padding_mask=None, is_causal: bool | None = None,
                 cache: list[LayerCache] | None = None) -> Tensor:
@@ -215,20 +223,11 @@ class TransformerEncoder(Module):
         return x if self.norm is None else self.norm(x)
 
 
-class TransformerDecoder(Module):
-    """torch.nn.TransformerDecoder: ``num_layers`` copies of ``decoder_layer``, then ``norm``.
-
-    ``new_cache()`` gives the per-layer state for incremental decoding (``cache=``).
-    """
+class TransformerDecoder(_LayerStack):
+    """torch.nn.TransformerDecoder: ``num_layers`` copies of ``decoder_layer``, then ``norm``."""
 
     def __init__(self, decoder_layer: TransformerDecoderLayer, num_layers: int, norm: Module | None = None):
-        super().__init__()
-        self.layers = _clones(type(self).__name__, decoder_layer, num_layers)
-        self.num_layers = int(num_layers)
-        self.norm = norm
-
-    def new_cache(self) -> list[LayerCache]:
-        return [LayerCache() for _ in range(self.num_layers)]
+        super().__init__(decoder_layer, num_layers, norm)
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal: bool | None = None, memory_is_causal: bool = False,
@@ -260,18 +259,15 @@ class Transformer(Module):
         common = dict(dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
                       layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first, bias=bias,
                       dtype=dtype, generator=generator)
-        if custom_encoder is not None:
-            self.encoder = custom_encoder
-        else:
-            layer = TransformerEncoderLayer(d_model, nhead, **common)
+
+        def stack(stack_cls, layer_cls, num_layers):  # N layers, then a final LayerNorm
             norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-            self.encoder = TransformerEncoder(layer, num_encoder_layers, norm)
-        if custom_decoder is not None:
-            self.decoder = custom_decoder
-        else:
-            layer = TransformerDecoderLayer(d_model, nhead, **common)
-            norm = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
-            self.decoder = TransformerDecoder(layer, num_decoder_layers, norm)
+            return stack_cls(layer_cls(d_model, nhead, **common), num_layers, norm)
+
+        self.encoder = (custom_encoder if custom_encoder is not None
+                        else stack(TransformerEncoder, TransformerEncoderLayer, num_encoder_layers))
+        self.decoder = (custom_decoder if custom_decoder is not None
+                        else stack(TransformerDecoder, TransformerDecoderLayer, num_decoder_layers))
         self.d_model, self.nhead, self.batch_first = d_model, nhead, bool(batch_first)
         self._reset_parameters(generator)
 

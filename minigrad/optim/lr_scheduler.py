@@ -16,11 +16,19 @@ from numbers import Integral
 from minigrad.optim.optimizer import Optimizer, check_number
 
 
-def _check_int(owner: str, name: str, value, low: int) -> None:
+def _check_int(owner: str, name: str, value, low: int) -> int:
+    """``value`` as an int, or a clear error unless it is an integer >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{owner}: {name} must be an int, got {value!r} ({type(value).__name__})")
     if value < low:
         raise ValueError(f"{owner}: invalid {name}={value!r} (expected {name} >= {low})")
+    return int(value)
+
+
+def _real(owner: str, name: str, value) -> float:
+    """``value`` as a float after ``check_number`` (a non-negative real)."""
+    check_number(owner, name, value)
+    return float(value)
 
 
 class LRScheduler:
@@ -191,10 +199,8 @@ class StepLR(LRScheduler):
     """Step decay: ``lr = base_lr * gamma ** (epoch // step_size)``."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        _check_int("StepLR", "step_size", step_size, low=1)
-        check_number("StepLR", "gamma", gamma)
-        self.step_size = step_size
-        self.gamma = float(gamma)
+        self.step_size = _check_int("StepLR", "step_size", step_size, low=1)
+        self.gamma = _real("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -208,10 +214,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        _check_int("CosineAnnealingLR", "T_max", T_max, low=1)
-        check_number("CosineAnnealingLR", "eta_min", eta_min)
-        self.T_max = T_max
-        self.eta_min = float(eta_min)
+        self.T_max = _check_int("CosineAnnealingLR", "T_max", T_max, low=1)
+        self.eta_min = _real("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
