@@ -23,7 +23,7 @@ from scipy import sparse  # noqa: E402
 import minigrad  # noqa: E402
 from minigrad.nn.losses import cross_entropy  # noqa: E402
 from minigrad.nn.normalization import LayerNorm  # noqa: E402
-from minigrad.ops import scatter_rows_array  # noqa: E402
+from minigrad.kernels.embedding import scatter_rows_array  # noqa: E402
 
 
 def bench_cross_entropy(torch, n, v, repeats):

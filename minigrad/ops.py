@@ -16,6 +16,7 @@ from scipy import special
 from minigrad import function as _function
 from minigrad.function import Function, is_grad_enabled
 from minigrad.kernels import embedding as embedding_kernel  # the row scatter-add of embedding backwards
+from minigrad.kernels import linear as _linear_kernel
 
 _SQRT_2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -688,3 +689,10 @@ class Pad(Function):
 
     def backward(self, g):
         return g[self.slices]
+
+
+# Moved to minigrad/kernels/ (each fused kernel beside its plain-ops reference); the old names still work.
+Linear = _linear_kernel.LinearFunction
+Embedding = embedding_kernel.EmbeddingFunction
+EmbeddingGrad = embedding_kernel.EmbeddingGrad
+scatter_rows_array = embedding_kernel.scatter_rows_array

@@ -23,7 +23,7 @@ from minigrad.functional.attention import (  # noqa: F401  (the functional forms
     scaled_dot_product_attention,
 )
 from minigrad.kernels import attention as kernels
-from minigrad.kernels.attention import HeadLayout
+from minigrad.kernels.attention import FusedAttention, HeadLayout, MaskedSoftmax  # noqa: F401  (old home)
 from minigrad.nn import init
 from minigrad.nn.linear import Linear
 from minigrad.nn.module import Module

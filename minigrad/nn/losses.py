@@ -10,6 +10,7 @@ import numpy as np
 from minigrad.functional.losses import (_REDUCTIONS, _check_reduction,  # noqa: F401  (importable from here too)
                                        binary_cross_entropy_with_logits, cosine_embedding_loss, cross_entropy,
                                        kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+from minigrad.kernels.losses import CrossEntropyFunction  # noqa: F401  (its old home)
 from minigrad.nn.module import Module
 from minigrad.tensor import Tensor
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.functional.normalization import layer_norm, normalized_tuple
+from minigrad.kernels.normalization import LayerNormFunction  # noqa: F401  (its old home)
 from minigrad.nn import init
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter

@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 
 from minigrad import functional as F
-from minigrad.kernels.recurrent import GATES, recurrence
+from minigrad.kernels.recurrent import GATES, GRUSequence, LSTMSequence, RNNSequence, recurrence  # noqa: F401
 from minigrad.nn import init
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
@@ -371,3 +371,12 @@ class LSTMCell(RNNCellBase):
     def forward(self, input, hx=None):
         h, c = self._step(input, list(_state_pair("LSTMCell", hx, "(h, c)")), ("h", "c"))
         return h, c
+
+
+class GRUCellFunction:
+    """One fused GRU step, h' = GRU(gi, h) with gi = x W_ihᵀ + b_ih: the GRU recurrence of length one (the
+    step's old name; the step and its derivative are in ``minigrad/kernels/recurrent.py``)."""
+
+    @staticmethod
+    def apply(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None = None) -> Tensor:
+        return recurrence("gru", gi.unsqueeze(0), [h], w_hh, b_hh)[1][0]  # (B, H)
