@@ -6,9 +6,13 @@ Array level (pure NumPy, no autograd):
 * :mod:`quant.qgemm` — exact int8 GEMM with int32 accumulation, fixed-point requantization,
   integer-only quantized add;
 * :mod:`quant.observers` — calibration observers (min-max, moving average, histogram);
-* :mod:`quant.plot` — the quantization grid drawn over a weight histogram.
+* :mod:`quant.plot` — the quantization grid drawn over a weight histogram;
+* :mod:`quant.blocks` — ggml's block formats (Q8_0, Q4_0, Q4_1: one scale per 32 weights);
+* :mod:`quant.gguf` — reading and writing GGUF files (memory-mapped).
 """
 
+from .blocks import TensorType, bits_per_weight, block_layout, dequantize_blocks, quantize_blocks
+from .gguf import GGUFError, GGUFFile, write_gguf
 from .observers import HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver
 from .plot import plot_quantization_grid, quantization_range
 from .qgemm import (
@@ -33,6 +37,14 @@ from .model_quantization import (compare_models, convert, format_comparison, mod
                                  prepare, quantize_dynamic)
 
 __all__ = [
+    "TensorType",
+    "bits_per_weight",
+    "block_layout",
+    "quantize_blocks",
+    "dequantize_blocks",
+    "GGUFFile",
+    "GGUFError",
+    "write_gguf",
     "integer_range",
     "choose_qparams",
     "choose_qparams_per_channel",
