@@ -18,27 +18,24 @@ Data, as Google's ``create_pretraining_data.py`` (Devlin et al. 2019, §3.1 and 
 Everything random takes a seed; a batch's masks depend only on (seed, epoch, batch index), so a
 resumed run sees exactly the batches of an uninterrupted one.
 
-Loop: loss = L_MLM + L_NSP with the MLM logits computed only at masked positions, AdamW
-(no decay on biases and LayerNorm), linear warm-up then linear decay, gradient accumulation,
-gradient clipping at 1.0, checkpoints with ``--resume``.
+Loop (``models.training``): loss = L_MLM + L_NSP with the MLM logits computed only at masked
+positions, AdamW (no decay on biases and LayerNorm), linear warm-up then linear decay, gradient
+accumulation, gradient clipping at 1.0, checkpoints with ``--resume``.
 """
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 import minigrad
-from minigrad.nn.utils import clip_grad_norm_
-from minigrad.optim import AdamW
-from minigrad.optim.lr_scheduler import get_linear_schedule_with_warmup
+from minigrad.optim import AdamW, get_linear_schedule_with_warmup
 
 from models.bert.heads import IGNORE_INDEX
 from models.text.normalize import split_sentences
+from models.training import TrainConfig, Trainer, attach_dropout_generator, evaluating, weight_decay_groups
 
 IS_NEXT, NOT_NEXT = 0, 1  # HF's next_sentence_label convention
 
@@ -306,12 +303,7 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig: masking must be 'dynamic' or 'static', got {self.masking!r}")
 
 
-def parameter_groups(model, weight_decay: float) -> list[dict]:
-    """BERT's AdamW groups: weight decay on the weight matrices, none on biases and LayerNorm."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+parameter_groups = weight_decay_groups  # BERT's AdamW groups: no decay on biases and LayerNorm
 
 
 def pretraining_step_metrics(out) -> dict:
@@ -326,7 +318,7 @@ def pretraining_step_metrics(out) -> dict:
 
 @dataclass
 class History:
-    """Per optimizer step: losses, accuracies, learning rate; per epoch: the step reached."""
+    """Per optimizer step: losses, accuracies, learning rate."""
 
     step: list = field(default_factory=list)
     loss: list = field(default_factory=list)
@@ -339,155 +331,75 @@ class History:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_steps(cls, steps: dict) -> "History":
+        """From the per-step columns of a ``models.training`` history."""
+        return cls(**{name: list(steps.get(name, [])) for name in cls.__dataclass_fields__})
+
+
+def pretraining_loss(model, batch) -> tuple:
+    """L_MLM + L_NSP of one batch (MLM logits only at the masked positions), with its parts and
+    accuracies as metrics, for ``models.training``."""
+    out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=batch["labels"],
+                next_sentence_label=batch["next_sentence_label"], skip_padding=True)
+    m = pretraining_step_metrics(out)
+    nsp_labels = batch["next_sentence_label"]
+    nsp_correct = int((m["nsp_logits"].argmax(-1) == nsp_labels).sum())
+    return out["loss"], {"mlm_loss": m["mlm_loss"], "nsp_loss": m["nsp_loss"],  # accuracies: (hits, total)
+                         "mlm_accuracy": (m["mlm_correct"], m["mlm_count"]),
+                         "nsp_accuracy": (nsp_correct, len(nsp_labels))}
+
 
 def pretrain(model, data: PretrainingData, config: PretrainConfig, checkpoint_path=None, resume: bool = False,
-             max_steps: int | None = None, progress: bool = False, log: Callable | None = None) -> History:
-    """Train ``model`` (a ``BertForPreTraining``) on ``data``; returns the per-step history.
+             max_steps: int | None = None, progress: bool = False, log: Callable | None = None,
+             time_budget: float | None = None) -> History:
+    """Train ``model`` (a ``BertForPreTraining``) on ``data`` with ``models.training``; returns the
+    per-step history and leaves the model in eval mode.
 
     ``checkpoint_path``: one safetensors file rewritten atomically at each epoch end (and every
     ``config.checkpoint_every`` steps); ``resume=True`` continues from it, and the result equals an
-    uninterrupted run. ``max_steps`` stops early (after a checkpoint), e.g. to test resuming.
+    uninterrupted run. ``max_steps`` stops early (after a checkpoint), e.g. to test resuming;
+    ``time_budget`` (seconds, all sessions) too.
     ``progress`` draws a bar (on a terminal only); ``log(line)`` gets one line per finished epoch.
     """
     steps_per_epoch = num_batches(num_batches(len(data), config.batch_size), config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
     optimizer = AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    history, epoch, start_batch = History(), 0, 0
     generator = minigrad.Generator(config.seed)  # dropout masks
-    _set_dropout_generator(model, generator)
+    attach_dropout_generator(model, generator)
+    loop = Trainer(model, optimizer, pretraining_loss,
+                   TrainConfig(epochs=config.epochs, grad_accum_steps=config.grad_accum_steps,
+                               max_grad_norm=config.max_grad_norm, max_steps=max_steps, time_budget=time_budget,
+                               checkpoint_every=config.checkpoint_every),
+                   scheduler=scheduler, checkpoint_path=checkpoint_path,
+                   rngs={"dropout": generator, "global": minigrad.default_generator},
+                   run_config={k: v for k, v in asdict(config).items() if k != "checkpoint_every"},
+                   name="pretrain", log=log, progress=progress)
     if resume:
-        epoch, start_batch, history = _load(checkpoint_path, model, optimizer, scheduler, generator, config)
-    model.train()
-    bar = _progress(progress, total_steps, len(history.step))
-    stopped = False
-    while epoch < config.epochs and not stopped:
-        window, first_step, t0 = _Window(), len(history.step), time.perf_counter()
-        for b, batch in iterate_batches(data, config.batch_size, epoch, config.seed, config.masking, start_batch):
-            out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                        labels=batch["labels"], next_sentence_label=batch["next_sentence_label"], skip_padding=True)
-            (out["loss"] * (1.0 / config.grad_accum_steps)).backward()
-            window.add(pretraining_step_metrics(out), batch["next_sentence_label"])
-            last = b == num_batches(len(data), config.batch_size) - 1
-            if (b + 1) % config.grad_accum_steps and not last:
-                continue
-            clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            optimizer.zero_grad()
-            scheduler.step()
-            window.flush(history, len(history.step) + 1, lr)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{history.loss[-1]:.3f}", mlm=f"{history.mlm_accuracy[-1]:.2f}",
-                                nsp=f"{history.nsp_accuracy[-1]:.2f}")
-            next_state = (epoch + 1, 0) if last else (epoch, b + 1)
-            at_limit = max_steps is not None and len(history.step) >= max_steps
-            periodic = config.checkpoint_every and len(history.step) % config.checkpoint_every == 0
-            if checkpoint_path is not None and (last or periodic or at_limit):
-                _save(checkpoint_path, model, optimizer, scheduler, generator, *next_state, history, config)
-            if at_limit:
-                stopped = True
-                break
-        if log is not None and not stopped and len(history.step) > first_step:
-            done = slice(first_step, None)
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {np.mean(history.loss[done]):.4f}, MLM accuracy "
-                f"{np.mean(history.mlm_accuracy[done]):.3f}, NSP accuracy {np.mean(history.nsp_accuracy[done]):.3f} "
-                f"({time.perf_counter() - t0:.1f} s)")
-        epoch, start_batch = epoch + 1, 0
-    if bar is not None:
-        bar.close()
+        loop.resume()
+
+    def batches(epoch: int):  # masks depend on (seed, epoch, batch) only: any batch can be rebuilt
+        return (batch for _, batch in iterate_batches(data, config.batch_size, epoch, config.seed, config.masking))
+
+    loop.fit(batches)
     model.eval()
-    return history
+    return History.from_steps(loop.history["steps"])
 
 
-class _Window:
-    """Sums the metrics of the micro-batches of one optimizer step."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.n, self.loss, self.mlm, self.nsp = 0, 0.0, 0.0, 0.0
-        self.mlm_correct = self.mlm_count = self.nsp_correct = self.nsp_count = 0
-
-    def add(self, m: dict, nsp_labels: np.ndarray) -> None:
-        self.n += 1
-        self.loss += m["loss"]
-        self.mlm += m["mlm_loss"]
-        self.nsp += m["nsp_loss"]
-        self.mlm_correct += m["mlm_correct"]
-        self.mlm_count += m["mlm_count"]
-        self.nsp_correct += int((m["nsp_logits"].argmax(-1) == nsp_labels).sum())
-        self.nsp_count += len(nsp_labels)
-
-    def flush(self, history: History, step: int, lr: float) -> None:
-        history.step.append(step)
-        history.loss.append(self.loss / self.n)
-        history.mlm_loss.append(self.mlm / self.n)
-        history.nsp_loss.append(self.nsp / self.n)
-        history.mlm_accuracy.append(self.mlm_correct / max(self.mlm_count, 1))
-        history.nsp_accuracy.append(self.nsp_correct / max(self.nsp_count, 1))
-        history.lr.append(float(lr))
-        self.reset()
-
-
-def _set_dropout_generator(model, generator) -> None:
-    """Give every dropout its masks from one seeded stream, saved in checkpoints."""
-    from minigrad.nn.dropout import Dropout
-
-    for module in model.modules():
-        if isinstance(module, Dropout):
-            module.generator = generator
-
-
-def _save(path, model, optimizer, scheduler, generator, epoch, batch, history, config) -> None:
-    minigrad.save_checkpoint(path, model, optimizer, scheduler=scheduler.state_dict(), epoch=epoch, batch=batch,
-                             rng=generator.get_state(), global_rng=minigrad.default_generator.get_state(),
-                             history=history.to_dict(), config=asdict(config))
-
-
-def _load(path, model, optimizer, scheduler, generator, config):
-    if path is None or not Path(path).is_file():
-        raise FileNotFoundError(f"pretrain: resume=True but there is no checkpoint at {str(path)!r}")
-    state = minigrad.load_checkpoint(path)
-    saved = {k: v for k, v in state["config"].items() if k != "checkpoint_every"}
-    now = {k: v for k, v in asdict(config).items() if k != "checkpoint_every"}
-    if saved != now:
-        changed = {k: (saved.get(k), now[k]) for k in now if saved.get(k) != now[k]}
-        raise ValueError(f"pretrain: cannot resume {str(path)!r} with different settings (saved, now): {changed}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    generator.set_state(state["rng"])
-    minigrad.default_generator.set_state(state["global_rng"])
-    return int(state["epoch"]), int(state["batch"]), History(**state["history"])
-
-
-def _progress(enabled: bool, total: int, done: int):
-    if not enabled:
-        return None
-    from models.progress import progress_bar
-
-    return progress_bar(total=total, initial=done, desc="pre-training", unit="step", leave=True)
-
-
-@minigrad.no_grad()
 def evaluate(model, data: PretrainingData, batch_size: int = 64, seed: int = 1234) -> dict:
     """MLM accuracy (masked tokens) and NSP accuracy on ``data`` with fixed, seeded masks."""
-    was_training = model.training
-    model.eval()
     correct = count = nsp_correct = 0
     loss_sum = 0.0
-    for _, batch in iterate_batches(data, batch_size, 0, seed, "dynamic"):
-        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                    labels=batch["labels"], next_sentence_label=batch["next_sentence_label"], skip_padding=True)
-        m = pretraining_step_metrics(out)
-        correct += m["mlm_correct"]
-        count += m["mlm_count"]
-        loss_sum += m["mlm_loss"] * m["mlm_count"]
-        nsp_correct += int((m["nsp_logits"].argmax(-1) == batch["next_sentence_label"]).sum())
-    model.train(was_training)
+    with evaluating(model):
+        for _, batch in iterate_batches(data, batch_size, 0, seed, "dynamic"):
+            out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                        labels=batch["labels"], next_sentence_label=batch["next_sentence_label"], skip_padding=True)
+            m = pretraining_step_metrics(out)
+            correct += m["mlm_correct"]
+            count += m["mlm_count"]
+            loss_sum += m["mlm_loss"] * m["mlm_count"]
+            nsp_correct += int((m["nsp_logits"].argmax(-1) == batch["next_sentence_label"]).sum())
     return {"mlm_accuracy": correct / max(count, 1), "mlm_loss": loss_sum / max(count, 1),
             "mlm_perplexity": math.exp(min(loss_sum / max(count, 1), 50.0)),
             "nsp_accuracy": nsp_correct / max(len(data), 1)}

@@ -15,16 +15,16 @@ Batches are *length-bucketed*: examples are shuffled, sorted by length inside ch
 (dynamic padding) — most of the compute saved on short sentences.
 
 ``Trainer`` is task-agnostic (classification, regression, QA): it needs the training lengths, a
-function building a batch from indices, a loss function and an evaluation function. Everything
-random draws from two seeded streams (batch order, dropout) whose states go in the checkpoint, so
-``resume`` continues exactly where an interrupted run stopped: same batches, same dropout masks,
-same numbers as an uninterrupted run.
+function building a batch from indices, a loss function and an evaluation function. It is this
+recipe on top of the book's one training loop (``models.training``). Everything random draws from
+two seeded streams (batch order, dropout) whose states go in the checkpoint, so ``resume``
+continues exactly where an interrupted run stopped: same batches, same dropout masks, same numbers
+as an uninterrupted run.
 """
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,14 +32,9 @@ import numpy as np
 
 import minigrad
 from minigrad import nn
-from minigrad.nn.dropout import Dropout
-from minigrad.nn.normalization import LayerNorm
-from minigrad.nn.utils import clip_grad_norm_
-from minigrad.optim import AdamW
-from minigrad.optim.lr_scheduler import get_linear_schedule_with_warmup
-from minigrad.serialization import load as load_weights
-from minigrad.serialization import load_checkpoint, save, save_checkpoint
-from models.progress import progress_bar
+from minigrad.optim import AdamW, get_linear_schedule_with_warmup
+from models import training
+from models.training import TrainConfig, attach_dropout_generator, evaluating, weight_decay_groups
 
 # ----------------------------------------------------------------------------------------------
 # Encoding and batching
@@ -118,30 +113,11 @@ def length_bucketed_batches(lengths, batch_size: int, rng: np.random.Generator |
 
 
 # ----------------------------------------------------------------------------------------------
-# Model helpers
-# ----------------------------------------------------------------------------------------------
-def attach_dropout_generator(model: nn.Module, generator: minigrad.Generator) -> None:
-    """Give every Dropout layer one seeded stream, so masks are reproducible and resumable."""
-    for module in model.modules():
-        if isinstance(module, Dropout):
-            module.generator = generator
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay on weight matrices, none on biases and LayerNorm γ/β (BERT's rule)."""
-    no_decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, LayerNorm) and m.weight is not None}
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if name.endswith("bias") or id(p) in no_decay_ids else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
-
-
-# ----------------------------------------------------------------------------------------------
 # The training loop
 # ----------------------------------------------------------------------------------------------
+parameter_groups = weight_decay_groups  # AdamW groups: no decay on biases and LayerNorm (BERT's rule)
+
+
 @dataclass
 class TrainingConfig:
     """Hyper-parameters of fine-tuning (defaults: Devlin et al. §A.3, HF ``TrainingArguments``)."""
@@ -156,6 +132,7 @@ class TrainingConfig:
     seed: int = 0
     checkpoint_every: int = 0  # also save a resumable checkpoint every N steps (0: only per epoch)
     time_budget: float | None = None  # seconds of training; stops early (and says so) when exceeded
+    max_steps: int | None = None  # stop after this many steps (checkpointed; resuming continues exactly)
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -171,171 +148,111 @@ class TrainingConfig:
 
 
 class Trainer:
-    """Fine-tune ``model``: ``Trainer(...).fit()`` → history; best weights loaded at the end.
+    """Fine-tune ``model`` with BERT's recipe on ``models.training``: ``Trainer(...).fit()`` →
+    history; the best epoch's weights are loaded at the end.
 
     ``make_batch(indices) -> dict`` builds a batch, ``loss_fn(model, batch) -> Tensor`` its loss,
     ``evaluate(model) -> {metric: value}`` scores the model (called in eval mode, no grad).
     ``main_metric`` chooses the best epoch (larger is better). With ``out_dir``, ``last.ckpt``
     (resumable state) and ``best.safetensors`` (weights) are written there atomically.
+    Batches are length-bucketed from a seeded stream, dropout masks come from another; both go
+    in the checkpoint, so ``resume`` continues with the same batches and masks.
     """
 
     def __init__(self, model: nn.Module, train_lengths, make_batch: Callable, loss_fn: Callable,
                  evaluate: Callable, main_metric: str, config: TrainingConfig, out_dir=None,
                  log: Callable = print, progress: bool = True):
-        self.model, self.make_batch, self.loss_fn, self.evaluate = model, make_batch, loss_fn, evaluate
         self.train_lengths = np.asarray(train_lengths)
-        self.main_metric, self.config, self.log, self.progress = main_metric, config, log, progress
+        self.make_batch, self.user_loss, self.main_metric, self.config = make_batch, loss_fn, main_metric, config
         self.out_dir = None if out_dir is None else Path(out_dir)
         c = config
-        self.steps_per_epoch = math.ceil(len(self.train_lengths) / c.batch_size)
-        total = self.steps_per_epoch * c.epochs
-        self.optimizer = AdamW(parameter_groups(model, c.weight_decay), lr=c.lr, weight_decay=c.weight_decay)
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(c.warmup_ratio * total), total)
+        total = math.ceil(len(self.train_lengths) / c.batch_size) * c.epochs
+        optimizer = AdamW(parameter_groups(model, c.weight_decay), lr=c.lr, weight_decay=c.weight_decay)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(c.warmup_ratio * total), total)
         self.batch_rng = np.random.default_rng(c.seed)  # batch order
         self.dropout = minigrad.Generator(c.seed + 1)  # dropout masks
         attach_dropout_generator(model, self.dropout)
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.epoch_rng_state = self.batch_rng.bit_generator.state
-        self.history = {"loss": [], "eval": []}  # loss: [step, value]; eval: {epoch, step, metrics}
-        self.best_score, self.best_epoch, self.bad_epochs = -math.inf, None, 0
-        self.best_state = None  # in-memory copy when there is no out_dir
-        self.stopped = None  # why training ended early, if it did
+        loop_config = TrainConfig(epochs=c.epochs, max_grad_norm=c.max_grad_norm, time_budget=c.time_budget,
+                                  max_steps=c.max_steps, best_metric=main_metric, best_mode="max",
+                                  patience=c.patience, checkpoint_every=c.checkpoint_every)
+        # how long to train, how often to save and how patient to be may change between sessions
+        shaping = {k: v for k, v in asdict(c).items()
+                   if k not in ("time_budget", "max_steps", "checkpoint_every", "patience")}
+        self.loop = training.Trainer(
+            model, optimizer, self._loss, loop_config, scheduler=scheduler, evaluate=evaluate,
+            checkpoint_path=None if self.out_dir is None else self.out_dir / "last.ckpt",
+            best_path=None if self.out_dir is None else self.out_dir / "best.safetensors",
+            rngs={"dropout": self.dropout}, epoch_rngs={"batch_order": self.batch_rng}, run_config=shaping,
+            name="Trainer", log=log, progress=progress)
 
-    # -- checkpoints -------------------------------------------------------------------------------
+    def _loss(self, model, indices):
+        return self.user_loss(model, self.make_batch(indices))
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        return length_bucketed_batches(self.train_lengths, self.config.batch_size, self.batch_rng)
+
+    # -- what the loop knows, under fine-tuning's names ----------------------------------------------
+    model = property(lambda self: self.loop.model)
+    optimizer = property(lambda self: self.loop.optimizer)
+    scheduler = property(lambda self: self.loop.scheduler)
+    global_step = property(lambda self: self.loop.global_step)
+    stopped = property(lambda self: self.loop.stopped)
+    checkpoint_path = property(lambda self: self.loop.checkpoint_path)
+
     @property
-    def checkpoint_path(self) -> Path | None:
-        return None if self.out_dir is None else self.out_dir / "last.ckpt"
+    def evaluate(self) -> Callable:
+        return self.loop.evaluate
 
+    @evaluate.setter
+    def evaluate(self, fn: Callable) -> None:
+        self.loop.evaluate = fn
+
+    @property
+    def history(self) -> dict:
+        """``{"loss": [[step, loss], …], "eval": [{epoch, step, metrics…}, …]}``."""
+        steps = self.loop.history["steps"]
+        return {"loss": [[s, v] for s, v in zip(steps.get("step", []), steps.get("loss", []))],
+                "eval": self.loop.history["evals"]}
+
+    @property
+    def best_epoch(self) -> int | None:
+        return None if self.loop.best is None else self.loop.best["epoch"]
+
+    @property
+    def best_score(self) -> float:
+        return -math.inf if self.loop.best is None else self.loop.best[self.main_metric]
+
+    @property
+    def best_step(self) -> int | None:
+        return None if self.loop.best is None else self.loop.best["step"]
+
+    # -- training ------------------------------------------------------------------------------------
     def save_checkpoint(self, path=None) -> None:
         """Everything to resume: weights, AdamW moments, schedule, both random streams, position."""
-        path = Path(path) if path is not None else self.checkpoint_path
-        trainer = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                   "epoch_rng_state": self.epoch_rng_state, "dropout_state": self.dropout.get_state(),
-                   "history": self.history, "best_score": self.best_score, "best_epoch": self.best_epoch,
-                   "bad_epochs": self.bad_epochs, "config": asdict(self.config)}
-        extra = {}
-        if self.best_state is not None:
-            extra["best_state"] = self.best_state
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(path, self.model, self.optimizer, scheduler=self.scheduler, trainer=trainer, **extra)
+        self.loop.save_checkpoint(path)
 
     def resume(self, path=None) -> "Trainer":
         """Restore a ``save_checkpoint`` file; ``fit`` then continues as if never interrupted."""
-        path = Path(path) if path is not None else self.checkpoint_path
-        if path is None or not path.is_file():
-            raise FileNotFoundError(f"Trainer.resume: no checkpoint at {path}")
-        state = load_checkpoint(path)
-        t = state["trainer"]
-        saved, now = dict(t["config"]), asdict(self.config)
-        for key in ("time_budget", "checkpoint_every", "patience"):  # may change between sessions
-            saved.pop(key, None), now.pop(key, None)
-        if saved != now:
-            raise ValueError(f"Trainer.resume: the checkpoint was made with {saved}, this run uses {now}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch, self.step_in_epoch, self.global_step = t["epoch"], t["step_in_epoch"], t["global_step"]
-        self.epoch_rng_state = t["epoch_rng_state"]
-        self.dropout.set_state(t["dropout_state"])
-        self.history = {"loss": [list(x) for x in t["history"]["loss"]], "eval": list(t["history"]["eval"])}
-        self.best_score, self.best_epoch, self.bad_epochs = t["best_score"], t["best_epoch"], t["bad_epochs"]
-        self.best_state = state.get("best_state")
-        self.log(f"resumed from {path}: epoch {self.epoch + 1}, step {self.global_step}")
+        self.loop.resume(path)
         return self
 
-    # -- training ----------------------------------------------------------------------------------
-    def _epoch_batches(self) -> list[np.ndarray]:
-        self.batch_rng.bit_generator.state = self.epoch_rng_state  # same order when resumed mid-epoch
-        return length_bucketed_batches(self.train_lengths, self.config.batch_size, self.batch_rng)
-
-    def train_step(self, batch) -> float:
-        loss = self.loss_fn(self.model, batch)
-        loss.backward()
-        if self.config.max_grad_norm:
-            clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad()
-        return float(loss.item())
-
     def fit(self, stop_after_steps: int | None = None) -> dict:
-        """Train for the configured epochs (``stop_after_steps``: simulate an interruption)."""
-
-        c, start = self.config, time.perf_counter()
-        while self.epoch < c.epochs and self.stopped is None:
-            batches = self._epoch_batches()
-            self.model.train()
-            bar = progress_bar(batches[self.step_in_epoch:], desc=f"epoch {self.epoch + 1}/{c.epochs}", unit="batch",
-                               disable=not self.progress)
-            for indices in bar:
-                loss = self.train_step(self.make_batch(indices))
-                self.global_step += 1
-                self.step_in_epoch += 1
-                self.history["loss"].append([self.global_step, loss])
-                bar.set_postfix(loss=f"{loss:.4f}")
-                if stop_after_steps is not None and self.global_step >= stop_after_steps:
-                    self._save_if(True)
-                    return self.history
-                if c.checkpoint_every and self.global_step % c.checkpoint_every == 0:
-                    self._save_if(self.checkpoint_path is not None)
-                if c.time_budget is not None and time.perf_counter() - start > c.time_budget:
-                    self.stopped = f"time budget of {c.time_budget:.0f} s reached at step {self.global_step}"
-                    break
-            bar.close()
-            self._end_epoch(partial=self.stopped is not None)
-        self.load_best()
+        """Train for the configured epochs, then load the best weights. ``stop_after_steps``
+        simulates an interruption: stop (checkpointed) after that many steps, best not loaded."""
+        config = self.loop.config
+        if stop_after_steps is not None:
+            self.loop.config = replace(config, max_steps=stop_after_steps)
+        try:
+            self.loop.fit(self._epoch_batches)
+        finally:
+            self.loop.config = config
+        if stop_after_steps is None:
+            self.load_best()
         return self.history
-
-    def _save_if(self, condition: bool) -> None:
-        if condition and self.checkpoint_path is not None:
-            self.save_checkpoint()
-
-    def _end_epoch(self, partial: bool = False) -> None:
-        metrics = self.run_evaluation()
-        score = metrics[self.main_metric]
-        entry = {"epoch": self.epoch + 1, "step": self.global_step, "partial": partial, **metrics}
-        self.history["eval"].append(entry)
-        improved = score > self.best_score
-        if improved:
-            self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch + 1, 0
-            self._keep_best()
-        else:
-            self.bad_epochs += 1
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-        self.log(f"epoch {self.epoch + 1}: step {self.global_step}, {shown}" + (" (best)" if improved else ""))
-        self.epoch, self.step_in_epoch = self.epoch + 1, 0
-        self.epoch_rng_state = self.batch_rng.bit_generator.state
-        patience = self.config.patience
-        if patience is not None and self.bad_epochs >= patience and self.epoch < self.config.epochs:
-            self.stopped = f"early stopping: no better {self.main_metric} for {self.bad_epochs} epochs"
-            self.log(self.stopped)
-        self._save_if(True)
-
-    def run_evaluation(self) -> dict:
-        was_training = self.model.training
-        self.model.eval()
-        with minigrad.no_grad():
-            metrics = self.evaluate(self.model)
-        self.model.train(was_training)
-        if self.main_metric not in metrics:
-            raise KeyError(f"Trainer: evaluate() returned {sorted(metrics)}, without the main metric "
-                           f"{self.main_metric!r}")
-        return metrics
-
-    def _keep_best(self) -> None:
-        state = {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()}
-        if self.out_dir is None:
-            self.best_state = state
-        else:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save(state, self.out_dir / "best.safetensors", metadata={"epoch": str(self.best_epoch)})
 
     def load_best(self) -> None:
         """Put the best epoch's weights back into the model."""
-        if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
-        elif self.out_dir is not None and (self.out_dir / "best.safetensors").is_file():
-            self.model.load_state_dict(load_weights(self.out_dir / "best.safetensors"))
+        self.loop.load_best()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,12 +291,9 @@ def evaluate_classifier(model, tokenizer, examples, task: str, max_seq_length: i
 
     spec = get_task(task)
     data = encode_examples(examples, tokenizer, max_seq_length, spec.is_regression)
-    was_training = model.training
-    model.eval()
-    with minigrad.no_grad():
+    with evaluating(model):
         preds = predictions_from_logits(predict_logits(model, data, batch_size, tokenizer.pad_token_id),
                                         spec.is_regression)
-    model.train(was_training)
     if spec.is_regression:
         preds = preds * label_scale + label_mean
     return compute_metrics(spec, data.labels, preds), preds
@@ -411,11 +325,11 @@ def fine_tune_classifier(model, tokenizer, train_examples, eval_examples, task: 
         preds = predictions_from_logits(predict_logits(m, evaluation, 64, pad), regression)
         return preds * scale + mean if regression else preds
 
-    seen = []  # (history length, predictions) of each evaluation in this session
+    seen = {}  # optimizer step -> predictions of the evaluation made there, in this session
 
     def evaluate(m):
         preds = predict(m)
-        seen.append((len(trainer.history["eval"]), preds))
+        seen[trainer.global_step] = preds
         return compute_metrics(spec, evaluation.labels, preds)
 
     trainer = Trainer(model, train.lengths, lambda idx: collate(train, idx, pad), classification_loss,
@@ -424,11 +338,9 @@ def fine_tune_classifier(model, tokenizer, train_examples, eval_examples, task: 
     if resume:
         trainer.resume()
     trainer.fit()
-    best = [p for n, p in seen if trainer.best_epoch is not None and n == trainer.best_epoch - 1]
-    if best:  # the best weights were evaluated in this session: reuse, no second pass
-        return trainer, best[-1], evaluation.labels
-    model.eval()
-    with minigrad.no_grad():
+    if trainer.best_step in seen:  # the best weights were evaluated in this session: reuse, no second pass
+        return trainer, seen[trainer.best_step], evaluation.labels
+    with evaluating(model):
         preds = predict(model)
     return trainer, preds, evaluation.labels
 

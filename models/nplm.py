@@ -15,8 +15,7 @@ distribution — the answer to the n-gram model's sparsity. Sentences are padded
 """
 from __future__ import annotations
 
-import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -26,12 +25,13 @@ from minigrad.nn.dropout import Dropout
 from minigrad.nn.losses import cross_entropy
 from minigrad.nn.module import Module
 from minigrad.nn.sparse import Embedding
-from minigrad.nn.utils import clip_grad_norm_
 from minigrad.tensor import Tensor
 from models.decoding import greedy, sample
 from models.text.vocab import Vocab
+from models.training import TrainConfig, Trainer, evaluating
 
-__all__ = ["NeuralLM", "ngram_examples", "init_from_word2vec", "evaluate", "train_epoch", "generate"]
+__all__ = ["NeuralLM", "ngram_examples", "init_from_word2vec", "evaluate", "shuffled_batches", "batch_loss",
+           "train_epoch", "generate"]
 
 
 def _positive_int(where: str, name: str, value) -> int:
@@ -121,41 +121,38 @@ def init_from_word2vec(embedding: Embedding, vocab: Vocab, word2vec) -> int:
 
 def evaluate(model: NeuralLM, contexts: np.ndarray, targets: np.ndarray, batch_size: int = 2048) -> float:
     """Mean negative log-likelihood (nats) of ``targets``; perplexity = exp of it."""
-    was_training = model.training
-    model.eval()
     total = 0.0
-    with minigrad.no_grad():
+    with evaluating(model):
         for s in range(0, targets.shape[0], batch_size):
             logits = model(contexts[s:s + batch_size])
             total += float(cross_entropy(logits, targets[s:s + batch_size], reduction="sum").item())
-    model.train(was_training)
     return total / targets.shape[0]
 
 
-def train_epoch(model: NeuralLM, contexts: np.ndarray, targets: np.ndarray, optimizer, rng: np.random.Generator,
-                *, batch_size: int = 256, clip: float | None = 1.0,
-                on_batch: Callable[[float], None] | None = None) -> dict:
-    """One shuffled pass of mini-batch training (cross-entropy, optimizer step, optional
-    gradient clipping). Returns the mean training loss, the step losses and tokens per second."""
-    model.train()
+def shuffled_batches(contexts: np.ndarray, targets: np.ndarray, batch_size: int,
+                     rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One epoch of (contexts (B, n−1), targets (B,)) batches in a random order drawn from ``rng``."""
     order = rng.permutation(targets.shape[0])
-    start, losses, total = time.perf_counter(), [], 0.0
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        loss = cross_entropy(model(contexts[idx]), targets[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        if clip:
-            clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        value = float(loss.item())
-        losses.append(value)
-        total += value * len(idx)
-        if on_batch is not None:
-            on_batch(value)
-    seconds = time.perf_counter() - start
-    return dict(loss=total / len(order), step_losses=losses, seconds=seconds,
-                tokens_per_second=len(order) / seconds if seconds > 0 else float("inf"))
+    chunks = (order[s:s + batch_size] for s in range(0, len(order), batch_size))
+    return [(contexts[idx], targets[idx]) for idx in chunks]
+
+
+def batch_loss(model: NeuralLM, batch) -> tuple[Tensor, dict]:
+    """Mean cross-entropy of one batch of predictions, for ``models.training``."""
+    contexts, targets = batch
+    return cross_entropy(model(contexts), targets), {"size": len(targets)}
+
+
+def train_epoch(model: NeuralLM, contexts: np.ndarray, targets: np.ndarray, optimizer, rng: np.random.Generator,
+                *, batch_size: int = 256, clip: float | None = 1.0) -> dict:
+    """One shuffled pass of mini-batch training (``models.training``: cross-entropy, optimizer
+    step, gradient clipping unless ``clip`` is 0/None). Returns the mean training loss, the step
+    losses, the seconds and tokens per second."""
+    trainer = Trainer(model, optimizer, batch_loss, TrainConfig(max_grad_norm=clip), log=None, size_unit="tokens")
+    trainer.fit(lambda epoch: shuffled_batches(contexts, targets, batch_size, rng))
+    record = trainer.history["epochs"][0]
+    return dict(loss=record["train_loss"], step_losses=trainer.history["steps"]["loss"], seconds=record["seconds"],
+                tokens_per_second=record["tokens_per_second"])
 
 
 def generate(model: NeuralLM, vocab: Vocab, max_tokens: int = 30, *, context: Sequence[str] = (),
@@ -167,9 +164,7 @@ def generate(model: NeuralLM, vocab: Vocab, max_tokens: int = 30, *, context: Se
     history = [vocab.bos_id] * (model.order - 1) + list(vocab.encode(list(context)))
     banned = [vocab.pad_id, vocab.bos_id, vocab.unk_id]  # never emit these mid-sentence
     out = list(context)
-    was_training = model.training
-    model.eval()
-    with minigrad.no_grad():
+    with evaluating(model):
         for _ in range(max_tokens):
             logits = model(np.asarray([history[-(model.order - 1):]])).data[0].astype(np.float64)
             logits[banned] = -np.inf
@@ -178,5 +173,4 @@ def generate(model: NeuralLM, vocab: Vocab, max_tokens: int = 30, *, context: Se
                 break
             history.append(nxt)
             out.append(vocab.itos[nxt])
-    model.train(was_training)
     return out

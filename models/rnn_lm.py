@@ -17,8 +17,7 @@ token with ``models.decoding`` (greedy, temperature, top-k, nucleus).
 """
 from __future__ import annotations
 
-import time
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -29,13 +28,14 @@ from minigrad.nn.losses import cross_entropy
 from minigrad.nn.module import Module
 from minigrad.nn.rnn import GRU, RNN
 from minigrad.nn.sparse import Embedding
-from minigrad.nn.utils import clip_grad_norm_
 from minigrad.tensor import Tensor
 from models.decoding import greedy, sample
 from models.text.batching import lm_windows
 from models.text.vocab import Vocab
+from models.training import TrainConfig, Trainer, evaluating
 
-__all__ = ["RNNLM", "token_stream", "eval_rows", "evaluate", "train_epoch", "generate"]
+__all__ = ["RNNLM", "token_stream", "eval_rows", "evaluate", "bptt_windows", "TruncatedBPTT", "train_epoch",
+           "generate"]
 
 CELLS = {"gru": GRU, "rnn": RNN}
 
@@ -124,45 +124,57 @@ def evaluate(model: RNNLM, stream: np.ndarray, pad_id: int, *, rows: int = 16, b
     """Mean negative log-likelihood (nats) over every token of ``stream`` after the first;
     perplexity = exp of it. The hidden state is carried through each row."""
     data = eval_rows(stream, rows, pad_id)
-    was_training = model.training
-    model.eval()
     total, count, hidden = 0.0, 0, None
-    with minigrad.no_grad():
+    with evaluating(model):
         for x, y in lm_windows(data, bptt):
             logits, hidden = model(x, hidden)
             flat = y.reshape(-1)
             total += float(cross_entropy(logits.reshape(-1, model.vocab_size), flat, ignore_index=pad_id,
                                          reduction="sum").item())
             count += int((flat != pad_id).sum())
-    model.train(was_training)
     return total / count
 
 
-def train_epoch(model: RNNLM, data: np.ndarray, optimizer, *, bptt: int = 35, clip: float | None = 1.0,
-                on_batch: Callable[[float], None] | None = None) -> dict:
-    """One pass of truncated BPTT over ``data`` (B, L) from ``batchify``. Returns the mean
-    loss, the per-window losses and tokens per second."""
-    model.train()
-    hidden, losses, total, tokens = None, [], 0.0, 0
-    start = time.perf_counter()
-    for x, y in lm_windows(data, bptt):
-        logits, hidden = model(x, hidden)
-        hidden = hidden.detach()  # carry the state, not the graph: BPTT is truncated here
+def bptt_windows(data: np.ndarray, bptt: int) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """One epoch of truncated-BPTT batches: (window index, (x, y)) for every window of ``data``
+    (B, L), left to right. The index tells ``TruncatedBPTT`` where an epoch starts."""
+    return list(enumerate(lm_windows(data, bptt)))
+
+
+class TruncatedBPTT:
+    """The loss of one window for ``models.training``, carrying the recurrent state across
+    windows: the final state of a window (detached: gradients stop at the border) starts the next
+    one, and the first window of an epoch starts from zeros. The carried state goes into the
+    checkpoints (``Trainer(state=...)``), so a run resumed mid-epoch goes on with the same state."""
+
+    def __init__(self):
+        self.hidden: Tensor | None = None
+
+    def __call__(self, model: RNNLM, batch) -> tuple[Tensor, dict]:
+        index, (x, y) = batch
+        logits, hidden = model(x, None if index == 0 else self.hidden)
+        self.hidden = hidden.detach()  # carry the state, not the graph: BPTT is truncated here
         loss = cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        if clip:
-            clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        value = float(loss.item())
-        losses.append(value)
-        total += value * y.size
-        tokens += y.size
-        if on_batch is not None:
-            on_batch(value)
-    seconds = time.perf_counter() - start
-    return dict(loss=total / tokens, step_losses=losses, seconds=seconds,
-                tokens_per_second=tokens / seconds if seconds > 0 else float("inf"))
+        return loss, {"size": y.size}
+
+    def state_dict(self) -> dict:
+        return {"hidden": None if self.hidden is None else self.hidden.data}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.hidden = None if state["hidden"] is None else Tensor(state["hidden"])
+
+
+def train_epoch(model: RNNLM, data: np.ndarray, optimizer, *, bptt: int = 35, clip: float | None = 1.0) -> dict:
+    """One pass of truncated BPTT over ``data`` (B, L) from ``batchify``, with ``models.training``
+    (gradient clipping unless ``clip`` is 0/None). Returns the mean loss, the per-window losses,
+    the seconds and tokens per second."""
+    loss = TruncatedBPTT()
+    trainer = Trainer(model, optimizer, loss, TrainConfig(max_grad_norm=clip), state={"hidden": loss}, log=None,
+                      size_unit="tokens")
+    trainer.fit(lambda epoch: bptt_windows(data, bptt))
+    record = trainer.history["epochs"][0]
+    return dict(loss=record["train_loss"], step_losses=trainer.history["steps"]["loss"], seconds=record["seconds"],
+                tokens_per_second=record["tokens_per_second"])
 
 
 def generate(model: RNNLM, vocab: Vocab, prompt: Sequence[str] = (), max_tokens: int = 40, *,
@@ -179,10 +191,8 @@ def generate(model: RNNLM, vocab: Vocab, prompt: Sequence[str] = (), max_tokens:
     banned = [vocab.pad_id, vocab.bos_id, vocab.unk_id]
     if not stop_at_eos:
         banned.append(vocab.eos_id)
-    was_training = model.training
-    model.eval()
     out = list(prompt)
-    with minigrad.no_grad():
+    with evaluating(model):
         logits, hidden = model(np.asarray([ids]))  # read the prompt in one call
         for _ in range(max_tokens):
             z = logits.data[0, -1].astype(np.float64)
@@ -192,5 +202,4 @@ def generate(model: RNNLM, vocab: Vocab, prompt: Sequence[str] = (), max_tokens:
                 break
             out.append(vocab.itos[nxt])
             logits, hidden = model(np.asarray([[nxt]]), hidden)
-    model.train(was_training)
     return out

@@ -40,11 +40,12 @@ from minigrad.nn.rnn import GRU
 from minigrad.nn.sparse import Embedding
 
 from models.beam_search import beam_search, greedy_search
+from models.training import TrainConfig, Trainer, attach_dropout_generator, evaluating
 
 __all__ = [
     "EncoderMemory", "EncoderRNN", "DecoderBase", "AttnDecoderRNN", "BahdanauAttnDecoder", "LuongAttnDecoder",
-    "DecoderRNN", "Seq2Seq", "ATTENTION_TYPES", "build_seq2seq", "plot_attention", "train_epoch", "evaluate",
-    "epoch_seed",
+    "DecoderRNN", "Seq2Seq", "ATTENTION_TYPES", "build_seq2seq", "plot_attention", "Seq2SeqTraining", "train_epoch",
+    "evaluate", "epoch_seed",
 ]
 
 ATTENTION_TYPES = ("book", "bahdanau", "luong", "none")
@@ -371,7 +372,7 @@ class Seq2Seq(Module):
         lengths = _lengths("Seq2Seq.greedy_decode", src_lengths, *src.shape)
         if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
             raise ValueError(f"Seq2Seq.greedy_decode: max_len must be an int >= 1, got {max_len!r}")
-        with _evaluating(self):
+        with evaluating(self):
             memory = self.encode(src, lengths)
             B = src.shape[0]
             tokens = np.full(B, self.bos_id, dtype=np.int64)
@@ -398,7 +399,7 @@ class Seq2Seq(Module):
         """The ``(step, state)`` pair of ``models.beam_search`` for one source sentence (S,):
         the state is the decoder hidden state with the hypotheses first, (K, H)."""
         src_ids = _ids("Seq2Seq.step_fn", src_ids, 1)
-        with _evaluating(self):
+        with evaluating(self):
             memory = self.encode(src_ids[None, :])
         repeated = {1: memory}
 
@@ -406,7 +407,7 @@ class Seq2Seq(Module):
             k = tokens.shape[0]
             if k not in repeated:
                 repeated[k] = memory.repeat(k)
-            with _evaluating(self):
+            with evaluating(self):
                 lp, h, _ = self.decoder.step(tokens[:, -1], Tensor._wrap(hidden[None]), repeated[k])
             return lp.data, h.data[0]
 
@@ -428,27 +429,9 @@ class Seq2Seq(Module):
         forced in eval mode), e.g. for a heatmap of a beam-search result; None without attention."""
         src_ids = _ids("Seq2Seq.attention_for", src_ids, 1)
         tgt_in = np.array([[self.bos_id, *list(output_ids)[:-1]]], dtype=np.int64)
-        with _evaluating(self):
+        with evaluating(self):
             _, weights = self(src_ids[None, :], None, tgt_in)
         return None if weights is None else weights.data[0]
-
-
-class _evaluating:
-    """Context: eval mode (no dropout) and no gradient; restores the training flag after."""
-
-    def __init__(self, module: Module):
-        self.module = module
-
-    def __enter__(self):
-        self.was_training = self.module.training
-        self.module.eval()
-        self.no_grad = minigrad.no_grad()
-        self.no_grad.__enter__()
-
-    def __exit__(self, *exc):
-        self.no_grad.__exit__(*exc)
-        self.module.train(self.was_training)
-        return False
 
 
 def build_seq2seq(attention: str, src_vocab_size: int, tgt_vocab_size: int, *, hidden_size: int = 128,
@@ -473,11 +456,9 @@ def build_seq2seq(attention: str, src_vocab_size: int, tgt_vocab_size: int, *, h
     else:
         decoder = DecoderRNN(tgt_vocab_size, hidden_size, embed_size, **common)
     model = Seq2Seq(encoder, decoder, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
-    # dropout draws from its own stream, reseeded every epoch by ``train_epoch`` (exact resume)
+    # dropout draws from its own stream, reseeded every epoch by ``Seq2SeqTraining`` (exact resume)
     model.dropout_generator = minigrad.Generator(seed + 1)
-    for module in model.modules():
-        if isinstance(module, Dropout):
-            module.generator = model.dropout_generator
+    attach_dropout_generator(model, model.dropout_generator)
     return model
 
 
@@ -490,31 +471,53 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
 
 
-def train_epoch(model: Seq2Seq, dataset, optimizer, *, epoch: int, seed: int = 0, batch_size: int = 32,
-                teacher_forcing_ratio: float = 1.0, clip_norm: float | None = 5.0, progress=None) -> list[float]:
-    """One pass over ``dataset`` (a ``ParallelDataset``) in length-bucketed, seed-shuffled
-    batches: loss, backward, gradient clipping, optimizer step. Returns the batch losses.
-    ``progress(batch_losses)`` (optional) is called after every batch."""
-    from minigrad.nn.utils import clip_grad_norm_
+class Seq2SeqTraining:
+    """What ``models.training`` needs to train a ``Seq2Seq`` on a ``ParallelDataset``: the batches
+    of an epoch (length-bucketed, shuffled) and the loss of a batch (teacher forcing with
+    probability ``teacher_forcing_ratio``, drawn once per batch).
 
-    s = epoch_seed(seed, epoch)
-    rng = np.random.default_rng(s)
-    if getattr(model, "dropout_generator", None) is not None:
-        model.dropout_generator.manual_seed(s)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    losses = []
-    for batch in dataset.batches(batch_size, seed=s, shuffle=True):
-        optimizer.zero_grad()
-        loss = model.loss(batch, teacher_forcing_ratio=teacher_forcing_ratio, rng=rng)
-        loss.backward()
-        if clip_norm is not None:
-            clip_grad_norm_(params, clip_norm)
-        optimizer.step()
-        losses.append(float(loss.item()))
-        if progress is not None:
-            progress(losses)
-    return losses
+    Everything random in epoch e — batch order, teacher forcing, dropout — is seeded by
+    ``epoch_seed(seed, e)`` when the epoch's batches are made, so any epoch can be replayed.
+    The loop counts epochs from 0; ``first_epoch`` is the number of its epoch 0 (the recipe counts
+    from 1)."""
+
+    def __init__(self, model: Seq2Seq, dataset, *, seed: int = 0, batch_size: int = 32,
+                 teacher_forcing_ratio: float = 1.0, first_epoch: int = 1):
+        self.model, self.dataset = model, dataset
+        self.seed, self.batch_size, self.first_epoch = seed, batch_size, first_epoch
+        self.teacher_forcing_ratio = teacher_forcing_ratio
+        self.teacher_forcing_rng = np.random.default_rng(0)  # reseeded every epoch
+
+    @property
+    def rngs(self) -> dict:
+        """The streams drawn from during the steps, for ``Trainer(rngs=...)``."""
+        streams = {"teacher_forcing": self.teacher_forcing_rng}
+        if getattr(self.model, "dropout_generator", None) is not None:
+            streams["dropout"] = self.model.dropout_generator
+        return streams
+
+    def batches(self, epoch: int) -> list:
+        """The batches of the loop's epoch ``epoch``; seeds the epoch's random streams."""
+        s = epoch_seed(self.seed, self.first_epoch + epoch)
+        self.teacher_forcing_rng.bit_generator.state = np.random.default_rng(s).bit_generator.state
+        if getattr(self.model, "dropout_generator", None) is not None:
+            self.model.dropout_generator.manual_seed(s)
+        return self.dataset.batches(self.batch_size, seed=s, shuffle=True)
+
+    def loss(self, model: Seq2Seq, batch) -> Tensor:
+        return model.loss(batch, teacher_forcing_ratio=self.teacher_forcing_ratio, rng=self.teacher_forcing_rng)
+
+
+def train_epoch(model: Seq2Seq, dataset, optimizer, *, epoch: int, seed: int = 0, batch_size: int = 32,
+                teacher_forcing_ratio: float = 1.0, clip_norm: float | None = 5.0) -> list[float]:
+    """One pass over ``dataset`` (a ``ParallelDataset``) with ``models.training``: loss, backward,
+    gradient clipping, optimizer step, on the batches of ``Seq2SeqTraining`` for epoch ``epoch``.
+    Returns the batch losses."""
+    task = Seq2SeqTraining(model, dataset, seed=seed, batch_size=batch_size,
+                           teacher_forcing_ratio=teacher_forcing_ratio, first_epoch=epoch)
+    trainer = Trainer(model, optimizer, task.loss, TrainConfig(max_grad_norm=clip_norm), log=None)
+    trainer.fit(task.batches)
+    return trainer.history["steps"]["loss"]
 
 
 def evaluate(model: Seq2Seq, dataset, *, batch_size: int = 100, max_len: int | None = None) -> dict:
@@ -524,7 +527,7 @@ def evaluate(model: Seq2Seq, dataset, *, batch_size: int = 100, max_len: int | N
     order, without ``</s>``."""
     nll, tokens, hits, exact = 0.0, 0, 0, 0
     outputs: list = [None] * len(dataset)
-    with _evaluating(model):
+    with evaluating(model):
         for batch in dataset.batches(batch_size, shuffle=False):
             loss = model.loss(batch)
             n = batch.num_target_tokens
@@ -550,17 +553,13 @@ def plot_attention(path, weights: np.ndarray, source_tokens: Sequence[str], outp
                    title: str = "") -> None:
     """Heatmap PNG of attention weights (rows: output tokens, columns: source tokens), written
     atomically. For the reversal task a good model shows the anti-diagonal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from models.plotting import save_figure, subplots
 
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (len(output_tokens), len(source_tokens)):
         raise ValueError(f"plot_attention: weights must be (len(output_tokens), len(source_tokens)) = "
                          f"{(len(output_tokens), len(source_tokens))}, got {w.shape}")
-    fig, ax = plt.subplots(figsize=(0.35 * len(source_tokens) + 2.2, 0.35 * len(output_tokens) + 1.6))
+    fig, ax = subplots(figsize=(0.35 * len(source_tokens) + 2.2, 0.35 * len(output_tokens) + 1.6))
     image = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(source_tokens)), list(source_tokens), rotation=90)
     ax.set_yticks(range(len(output_tokens)), list(output_tokens))
@@ -570,6 +569,4 @@ def plot_attention(path, weights: np.ndarray, source_tokens: Sequence[str], outp
         ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=100)

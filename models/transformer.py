@@ -23,7 +23,6 @@ from typing import Sequence
 
 import numpy as np
 
-import minigrad
 from minigrad.nn import Linear, Module, Parameter, init
 from minigrad.nn.losses import cross_entropy
 from minigrad.nn.positional import SinusoidalPositionalEncoding
@@ -33,6 +32,7 @@ from minigrad.optim import Adam
 from minigrad.optim.lr_scheduler import NoamLR
 from minigrad.random import Generator
 from minigrad.tensor import Tensor
+from models.training import evaluating
 
 
 @dataclass
@@ -190,9 +190,7 @@ class TransformerTranslator(Module):
     def cross_attention_weights(self, src, tgt_in, layer: int = -1) -> np.ndarray:
         """Encoder-decoder attention of decoder layer ``layer``, averaged over heads: (B, T, S),
         row t = where output position t looks in the source (the book's alignment heatmap)."""
-        with minigrad.no_grad():
-            was_training = self.training
-            self.eval()
+        with evaluating(self):
             memory, src_pad = self.encode(src)
             y = self.embed(self.tgt_embed, _check_ids("cross_attention_weights", "tgt_in", tgt_in,
                                                       self.config.tgt_vocab_size))
@@ -205,7 +203,6 @@ class TransformerTranslator(Module):
             x = y + sa(blk.norm1(y)) if blk.norm_first else blk.norm1(y + sa(y))  # first sub-layer
             q = blk.norm2(x) if blk.norm_first else x
             _, w = blk.multihead_attn(q, memory, memory, key_padding_mask=src_pad, need_weights=True)
-            self.train(was_training)
         return w.data  # (B, T, S)
 
     # ------------------------------------------------------------------ decoding
@@ -220,9 +217,7 @@ class TransformerTranslator(Module):
 
         Returns one token list per source row (without <s>, with </s> when reached)."""
         c = self.config
-        with minigrad.no_grad():
-            was_training = self.training
-            self.eval()
+        with evaluating(self):
             memory, src_pad = self.encode(src)
             B = memory.shape[0]
             max_len = self._max_len(src_pad, max_len)
@@ -237,7 +232,6 @@ class TransformerTranslator(Module):
                 done |= nxt == c.eos_id
                 if done.all():
                     break
-            self.train(was_training)
         return [_strip(row[1:], c.eos_id, c.pad_id) for row in ys]
 
     def beam_decode(self, src, beam_size: int = 4, max_len: int | None = None, length_penalty: float = 0.6,
@@ -252,9 +246,7 @@ class TransformerTranslator(Module):
         if src.shape[0] != 1:
             raise ValueError(f"TransformerTranslator.beam_decode: one sentence (1, S) at a time, got {src.shape}")
         c = self.config
-        with minigrad.no_grad():
-            was_training = self.training
-            self.eval()
+        with evaluating(self):
             memory, src_pad = self.encode(src)
             max_len = self._max_len(src_pad, max_len)
             state = (memory, src_pad, self.new_cache() if use_cache else None)
@@ -273,7 +265,6 @@ class TransformerTranslator(Module):
 
             result = beam_search(step, state, bos_id=c.bos_id, eos_id=c.eos_id, beam_size=beam_size,
                                  max_len=max_len, length_penalty=length_penalty, reorder=reorder)
-            self.train(was_training)
         return result
 
     def translate(self, src, beam_size: int = 1, max_len: int | None = None, length_penalty: float = 0.6,
@@ -327,18 +318,21 @@ def make_optimizer(model: TransformerTranslator, warmup_steps: int = 4000, facto
     return opt, sched
 
 
+def batch_loss(model: TransformerTranslator, batch) -> tuple[Tensor, dict]:
+    """Label-smoothed loss of one ``ParallelBatch`` for ``models.training``; its size is its
+    number of target tokens (the epoch's loss is per token)."""
+    return model.loss(batch.src, batch.tgt), {"size": batch.num_target_tokens}
+
+
 def evaluate_loss(model: TransformerTranslator, batches) -> dict:
     """Mean per-token NLL (no smoothing) and perplexity = exp(NLL) over (src, tgt) batches."""
     from models.metrics import perplexity
 
     nll, tokens = 0.0, 0
-    was_training = model.training
-    model.eval()
-    with minigrad.no_grad():
+    with evaluating(model):
         for src, tgt in batches:
             nll += float(model.loss(src, tgt, label_smoothing=0.0, reduction="sum").item())
             tokens += int((np.asarray(tgt)[:, 1:] != model.config.pad_id).sum())
-    model.train(was_training)
     return {"loss": nll / max(tokens, 1), "perplexity": perplexity(nll, tokens), "tokens": tokens}
 
 

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -40,6 +39,7 @@ from minigrad.nn.parameter import Parameter
 from minigrad.ops import xp
 from minigrad.tensor import Function, Tensor
 from models.text.vocab import Vocab
+from models.training import Trainer
 
 __all__ = [
     "Word2Vec", "NoiseSampler", "noise_distribution", "keep_probability", "subsample",
@@ -349,24 +349,26 @@ class Word2Vec(Module):
             noise = self.noise.sample((len(idx), k), rng)  # (B, K)
             yield contexts[idx], weights[idx], np.concatenate([target[idx, None], noise], axis=1)
 
+    @staticmethod
+    def batch_loss(model: "Word2Vec", batch) -> tuple[Tensor, dict]:
+        """The loss of one ``batches`` batch, for ``models.training``."""
+        contexts, weights, targets = batch
+        return model.loss(contexts, weights, targets), {"size": targets.shape[0]}
+
     def train_epoch(self, corpus: tuple[np.ndarray, np.ndarray], optimizer, rng: np.random.Generator, *,
-                    batch_size: int = 1024, on_batch: Callable[[float], None] | None = None) -> dict:
-        """One pass over ``corpus`` (from ``encode_corpus``). Returns mean loss, examples,
-        words (corpus tokens, before subsampling), seconds and words per second."""
-        start, total, examples = time.perf_counter(), 0.0, 0
-        for contexts, weights, targets in self.batches(corpus, batch_size, rng):
-            loss = self.loss(contexts, weights, targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            value = float(loss.item())
-            total += value * targets.shape[0]
-            examples += targets.shape[0]
-            if on_batch is not None:
-                on_batch(value)
-        seconds = time.perf_counter() - start
-        words = int(corpus[0].shape[0])
-        return dict(loss=total / max(examples, 1), examples=examples, words=words, seconds=seconds,
+                    batch_size: int = 1024) -> dict:
+        """One pass over ``corpus`` (from ``encode_corpus``) with ``models.training``. Returns mean
+        loss, examples, words (corpus tokens, before subsampling), seconds and words per second."""
+        trainer = Trainer(self, optimizer, Word2Vec.batch_loss, log=None, size_unit="examples")
+        trainer.fit(lambda epoch: self.batches(corpus, batch_size, rng))
+        return self.epoch_stats(trainer.history["epochs"][0], corpus)
+
+    @staticmethod
+    def epoch_stats(record: dict, corpus: tuple[np.ndarray, np.ndarray]) -> dict:
+        """What ``train_epoch`` reports, from a ``models.training`` epoch record: the speed is in corpus
+        words (before subsampling) per second, word2vec.c's measure."""
+        words, seconds = int(corpus[0].shape[0]), record["seconds"]
+        return dict(loss=record["train_loss"], examples=record["examples"], words=words, seconds=seconds,
                     words_per_second=words / seconds if seconds > 0 else float("inf"))
 
     def fit(self, sentences: Sequence[Sequence[str]], epochs: int = 5, *, lr: float = 0.005,
@@ -485,10 +487,7 @@ def plot_word_groups(model: Word2Vec, groups: dict[str, Sequence[str]], path: st
                      title: str = "Word2Vec: PCA projection") -> list[str]:
     """Scatter the 2-D PCA projection of the words of each group (one colour per group) into a
     PNG at ``path`` (atomic). Words missing from the vocabulary are skipped; returns the words drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from models.plotting import save_figure, subplots
 
     words, labels = [], []
     for name, group in groups.items():
@@ -499,7 +498,7 @@ def plot_word_groups(model: Word2Vec, groups: dict[str, Sequence[str]], path: st
     if len(words) < 3:
         raise ValueError(f"plot_word_groups: only {len(words)} of the words are in the vocabulary; need >= 3")
     xy = pca_2d(np.stack([model.vector(w) for w in words]))
-    fig, ax = plt.subplots(figsize=(7, 5.5))
+    fig, ax = subplots(figsize=(7, 5.5))
     for name in groups:
         sel = [i for i, lab in enumerate(labels) if lab == name]
         if sel:
@@ -510,7 +509,5 @@ def plot_word_groups(model: Word2Vec, groups: dict[str, Sequence[str]], path: st
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
     return words

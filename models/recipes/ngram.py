@@ -12,13 +12,13 @@ sampled from the best model.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
 from models.progress import progress_bar
+from models.recipes.common import (TEXT_CORPUS, add_common_arguments, corpus_name, report_error, split_corpus,
+                                   write_metrics)
 
 SMOOTHING_LABELS = {
     "mle": "MLE (no smoothing)",
@@ -33,10 +33,8 @@ SMOOTHING_LABELS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="UTF-8 text file (default: the embedded CPython pydoc topics text)")
-    parser.add_argument("--out", type=Path, default=Path("runs/ngram"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split and sampling")
+    add_common_arguments(parser, out="runs/ngram", seed="the train/valid/test split and sampling",
+                         corpus=TEXT_CORPUS)
     parser.add_argument("--max-order", type=int, default=5, help="largest n (table covers n = 1..max)")
     parser.add_argument("--min-count", type=int, default=2, help="words seen fewer times become <unk>")
     parser.add_argument("--k", type=float, default=0.1, help="pseudo-count of add-k smoothing")
@@ -44,7 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset of: " + ", ".join(SMOOTHING_LABELS))
     parser.add_argument("--level", choices=("word", "char"), default="word", help="token level")
     parser.add_argument("--samples", type=int, default=3, help="sentences to generate")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 def _check_args(args: argparse.Namespace) -> list[str]:
@@ -86,13 +83,9 @@ def _table(ppl: dict, unseen: dict, smoothings: list[str], orders: list[int]) ->
 
 
 def _plot(path: Path, ppl: dict, unseen: dict, smoothings: list[str], orders: list[int], title: str) -> None:
-    import matplotlib
+    from models.plotting import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    fig, (ax, ax2) = subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [2, 1]})
     for s in smoothings:
         ys = [ppl[s][n] if math.isfinite(ppl[s][n]) else float("nan") for n in orders]
         label = SMOOTHING_LABELS[s] + ("" if all(map(math.isfinite, ys)) else " (inf where missing)")
@@ -104,28 +97,20 @@ def _plot(path: Path, ppl: dict, unseen: dict, smoothings: list[str], orders: li
     ax2.set(xlabel="n (order)", ylabel="% of validation n-grams unseen in training", xticks=orders,
             title="sparsity grows with n")
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
 
 
 def run(args: argparse.Namespace) -> int:
 
-    from models.text import atomic_write_text, load_corpus, tokenize_sentences, train_valid_test_split
-
     start = time.perf_counter()
-    corpus_name = str(args.corpus) if args.corpus else "pydoc_data.topics (embedded)"
+    corpus = corpus_name(args)
     try:  # bad options or a bad corpus file: one clear line, no traceback
         smoothings = _check_args(args)
-        sentences = tokenize_sentences(load_corpus(args.corpus), level=args.level)
-        if len(sentences) < 10:
-            raise ValueError(f"ngram recipe: the corpus has only {len(sentences)} sentences; need at least 10")
+        train, valid, test = split_corpus("ngram", args, level=args.level)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    train, valid, test = train_valid_test_split(sentences, seed=args.seed, mode="contiguous", chunk_size=20)
+        return report_error(err)
     orders = list(range(1, args.max_order + 1))
-    print(f"corpus: {corpus_name} — {len(sentences):,} sentences; train {sum(map(len, train)):,} / "
+    print(f"corpus: {corpus} — {len(train) + len(valid) + len(test):,} sentences; train {sum(map(len, train)):,} / "
           f"valid {sum(map(len, valid)):,} / test {sum(map(len, test)):,} {args.level} tokens")
 
     ppl: dict[str, dict[int, float]] = {s: {} for s in smoothings}
@@ -162,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plot_path = args.out / "perplexity_by_order.png"
     if not args.no_plot:
-        _plot(plot_path, ppl, unseen, smoothings, orders, f"N-gram LMs on {Path(corpus_name).name}")
+        _plot(plot_path, ppl, unseen, smoothings, orders, f"N-gram LMs on {Path(corpus).name}")
     metrics = {
-        "corpus": corpus_name, "level": args.level, "seed": args.seed, "min_count": args.min_count,
+        "corpus": corpus, "level": args.level, "seed": args.seed, "min_count": args.min_count,
         "vocab_size": vocab_size, "orders": orders,
         "tokens": {"train": sum(map(len, train)), "valid": sum(map(len, valid)), "test": sum(map(len, test))},
         # JSON has no infinity: an infinite perplexity (MLE on unseen n-grams) is written as null
@@ -176,7 +161,6 @@ def run(args: argparse.Namespace) -> int:
         "samples": samples,
         "seconds": round(time.perf_counter() - start, 2),
     }
-    atomic_write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'metrics.json'}" + ("" if args.no_plot else f" and {plot_path}")
+    print(f"\nwrote {write_metrics(args.out, metrics)}" + ("" if args.no_plot else f" and {plot_path}")
           + f" ({metrics['seconds']:.1f} s)")
     return 0

@@ -12,26 +12,23 @@ it), ``vocab.json``, ``metrics.json`` and ``training_curves.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from pathlib import Path
 
-from models.progress import progress_bar
+from models.recipes.common import (TEXT_CORPUS, TrainingFlags, add_common_arguments, corpus_name, print_line,
+                                   report_error, resume_if_asked, split_corpus, train_config, write_metrics)
 
 CHECKPOINT = "checkpoint.safetensors"
+# options that change the model or the data: a checkpoint only resumes under the same values
 _SHAPING = ("corpus", "seed", "order", "embed_dim", "hidden", "dropout", "direct", "batch_size", "lr", "clip",
             "min_count", "init", "word2vec", "w2v_epochs")
+TRAINING = TrainingFlags(epochs=8, checkpoint=CHECKPOINT)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="UTF-8 text file (default: the embedded CPython pydoc topics text)")
-    parser.add_argument("--out", type=Path, default=Path("runs/nplm"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation, shuffling")
-    parser.add_argument("--epochs", type=int, default=8, help="total number of epochs")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    add_common_arguments(parser, out="runs/nplm", seed="the split, initialisation, shuffling", corpus=TEXT_CORPUS,
+                         training=TRAINING)
     parser.add_argument("--order", type=int, default=4, help="n: the model reads the previous n-1 words")
     parser.add_argument("--embed-dim", type=int, default=64, help="word vector size (= the Word2Vec size)")
     parser.add_argument("--hidden", type=int, default=128, help="hidden layer size")
@@ -47,11 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of a saved Word2Vec (python -m models word2vec); default: train one here")
     parser.add_argument("--w2v-epochs", type=int, default=5, help="epochs of the in-recipe Word2Vec")
     parser.add_argument("--samples", type=int, default=3, help="sentences to generate")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "embed_dim", "hidden", "batch_size", "min_count", "w2v_epochs"):
+    for name in ("embed_dim", "hidden", "batch_size", "min_count", "w2v_epochs"):
         if getattr(args, name) < 1:
             raise ValueError(f"nplm recipe: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.order < 2:
@@ -87,34 +83,14 @@ def _word2vec(args, train):
     return w2v
 
 
-def _resume(path: Path, config: dict, model, optimizer, rng) -> tuple[int, dict]:
-    import minigrad
-    from models.recipes.common import load_resume_state
-
-    state = load_resume_state("nplm", path, config, model, optimizer)
-    minigrad.default_generator.set_state(state["rng"]["minigrad"])
-    rng.bit_generator.state = state["rng"]["numpy"]
-    return int(state["epoch"]), state["history"]
-
-
 def _plot(path: Path, history: dict, table: dict, order: int, title: str) -> None:
-    import matplotlib
+    from models.plotting import plot_losses, save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    steps = history["step_losses"]
-    per_epoch = len(steps) / max(len(history["valid_loss"]), 1)
-    ax.plot(range(1, len(steps) + 1), steps, lw=0.6, alpha=0.7, label="train (per batch)")
-    ax.plot([per_epoch * (e + 1) for e in range(len(history["valid_loss"]))], history["valid_loss"], "o-",
-            label="validation")
-    ax.set(xlabel="update", ylabel="cross-entropy (nats/token)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    epochs = range(1, len(history["valid_ppl"]) + 1)
-    ax2.plot(epochs, history["valid_ppl"], "o-", label=f"neural LM, n={order}")
+    fig, (ax, ax2) = subplots(1, 2, figsize=(11, 4.2))
+    plot_losses(ax, history, title=title, ylabel="cross-entropy (nats/token)")
+    ppl = [e["valid_ppl"] for e in history["epochs"]]
+    epochs = range(1, len(ppl) + 1)
+    ax2.plot(epochs, ppl, "o-", label=f"neural LM, n={order}")
     ax2.axhline(table["laplace"][1], ls="--", color="gray", label=f"unigram: {table['laplace'][1]:,.1f}")
     ax2.axhline(table["kneser_ney"][order], ls=":", color="black",
                 label=f"Kneser-Ney {order}-gram: {table['kneser_ney'][order]:,.1f}")
@@ -122,8 +98,6 @@ def _plot(path: Path, history: dict, table: dict, order: int, title: str) -> Non
     ax2.grid(alpha=0.3, which="both")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
 
 
@@ -131,78 +105,59 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     import minigrad
-    from models.nplm import NeuralLM, evaluate, generate, init_from_word2vec, ngram_examples, train_epoch
-    from models.text import Vocab, atomic_write_text, load_corpus, tokenize_sentences, train_valid_test_split
+    from models.nplm import NeuralLM, batch_loss, evaluate, generate, init_from_word2vec, ngram_examples, \
+        shuffled_batches
+    from models.text import Vocab
+    from models.training import Trainer, epoch_columns
 
     start = time.perf_counter()
-    corpus_name = str(args.corpus) if args.corpus else "pydoc_data.topics (embedded)"
+    corpus = corpus_name(args)
     try:
         _check_args(args)
-        sentences = tokenize_sentences(load_corpus(args.corpus))
-        train, valid, test = train_valid_test_split(sentences, seed=args.seed, mode="contiguous", chunk_size=20)
+        train, valid, test = split_corpus("nplm", args)
         if not valid:
-            raise ValueError(f"nplm recipe: the corpus is too small for a validation split ({len(sentences)} "
-                             "sentences; need about 100 or more)")
+            raise ValueError(f"nplm recipe: the corpus is too small for a validation split "
+                             f"({len(train) + len(test)} sentences; need about 100 or more)")
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     vocab = Vocab.build(train, min_freq=args.min_count)
     data = {name: ngram_examples([vocab.encode(s) for s in part], args.order, vocab.bos_id, vocab.eos_id)
             for name, part in (("train", train), ("valid", valid), ("test", test)) if part}
-    print(f"corpus: {corpus_name} — {len(data['train'][1]):,} training / {len(data['valid'][1]):,} validation "
+    print(f"corpus: {corpus} — {len(data['train'][1]):,} training / {len(data['valid'][1]):,} validation "
           f"predictions (words + </s>); vocabulary {len(vocab):,} (min count {args.min_count})")
     table = _ngram_table(train, valid, args.order, args.min_count)
 
     minigrad.manual_seed(args.seed)
     model = NeuralLM(len(vocab), args.order, args.embed_dim, args.hidden, dropout=args.dropout, direct=args.direct)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed)  # the batch order
     optimizer = minigrad.optim.Adam(model.parameters(), lr=args.lr)
     config = _config(args)
-    ckpt = args.out / CHECKPOINT
-    history = {"train_loss": [], "valid_loss": [], "valid_ppl": [], "step_losses": [], "tokens_per_second": []}
-    first = 0
-    try:
-        if args.resume:
-            first, history = _resume(ckpt, config, model, optimizer, rng)
-            print(f"resumed from {ckpt} after epoch {first}")
-        elif args.init == "word2vec":
-            copied = init_from_word2vec(model.embedding, vocab, _word2vec(args, train))
-            print(f"initialised {copied:,} of {len(vocab):,} word vectors from Word2Vec")
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+
+    def validation(m) -> dict:
+        loss = evaluate(m, *data["valid"])
+        return {"valid_loss": loss, "valid_ppl": math.exp(loss)}
+
+    trainer = Trainer(model, optimizer, batch_loss, train_config(args, TRAINING, max_grad_norm=args.clip or None),
+                      evaluate=validation, checkpoint_path=args.out / CHECKPOINT,
+                      rngs={"minigrad": minigrad.default_generator}, epoch_rngs={"numpy": rng}, run_config=config,
+                      name="nplm recipe", log=print_line, size_unit="tokens")
+    if not resume_if_asked(trainer, args):
         return 2
+    if not args.resume and args.init == "word2vec":
+        try:
+            copied = init_from_word2vec(model.embedding, vocab, _word2vec(args, train))
+        except (FileNotFoundError, ValueError) as err:
+            return report_error(err)
+        print(f"initialised {copied:,} of {len(vocab):,} word vectors from Word2Vec")
     args.out.mkdir(parents=True, exist_ok=True)
     vocab.save(args.out / "vocab.json")
 
     x_train, y_train = data["train"]
-    for epoch in range(first, args.epochs):
-        bar = progress_bar(total=-(-len(y_train) // args.batch_size), desc=f"epoch {epoch + 1}/{args.epochs}",
-                   unit="batch", leave=False)
-        running = []
+    trainer.fit(lambda epoch: shuffled_batches(x_train, y_train, args.batch_size, rng))
+    history = {"step_losses": trainer.history["steps"].get("loss", []),
+               **epoch_columns(trainer.history, "train_loss", "valid_loss", "valid_ppl", "tokens_per_second")}
 
-        def on_batch(loss: float) -> None:
-            running.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
-
-        stats = train_epoch(model, x_train, y_train, optimizer, rng, batch_size=args.batch_size,
-                            clip=args.clip or None, on_batch=on_batch)
-        bar.close()
-        valid_loss = evaluate(model, *data["valid"])
-        for key, value in (("train_loss", stats["loss"]), ("valid_loss", valid_loss),
-                           ("valid_ppl", math.exp(valid_loss)), ("tokens_per_second", stats["tokens_per_second"])):
-            history[key].append(value)
-        history["step_losses"].extend(stats["step_losses"])
-        print(f"epoch {epoch + 1}/{args.epochs}: train loss {stats['loss']:.3f}, valid ppl {math.exp(valid_loss):,.1f}"
-              f" ({stats['seconds']:.1f} s, {stats['tokens_per_second']:,.0f} tokens/s)")
-        minigrad.save_checkpoint(ckpt, model, optimizer, epoch=epoch + 1, history=history, config=config,
-                                 rng={"minigrad": minigrad.default_generator.get_state(),
-                                      "numpy": rng.bit_generator.state})
-    if not history["valid_ppl"]:
-        print("error: nothing trained (--epochs 0?)", file=sys.stderr)
-        return 2
-
-    valid_ppl = history["valid_ppl"][-1]
+    valid_ppl = math.exp(evaluate(model, *data["valid"]))
     test_ppl = math.exp(evaluate(model, *data["test"])) if "test" in data else None
     orders = range(1, args.order + 1)
     print(f"\nValidation perplexity on the same split and vocabulary (|V| = {len(vocab) - 2:,} predictable):")
@@ -221,12 +176,11 @@ def run(args: argparse.Namespace) -> int:
 
     plot_path = args.out / "training_curves.png"
     if not args.no_plot:
-        _plot(plot_path, history, table, args.order, f"neural LM (n={args.order}) on {Path(corpus_name).name}")
-    metrics = {"corpus": corpus_name, "config": config, "vocab_size": len(vocab),
+        _plot(plot_path, trainer.history, table, args.order, f"neural LM (n={args.order}) on {Path(corpus).name}")
+    metrics = {"corpus": corpus, "config": config, "vocab_size": len(vocab),
                "ngram_valid_ppl": {s: {str(n): v for n, v in row.items()} for s, row in table.items()},
-               "valid_ppl": valid_ppl, "test_ppl": test_ppl, "history": history, "samples": samples,
-               "seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    print(f"\nwrote {args.out / 'metrics.json'}, {ckpt}" + ("" if args.no_plot else f", {plot_path}")
-          + f" ({metrics['seconds']:.1f} s)")
+               "valid_ppl": valid_ppl, "test_ppl": test_ppl, "history": history, "stopped": trainer.stopped,
+               "samples": samples, "seconds": round(time.perf_counter() - start, 2)}
+    print(f"\nwrote {write_metrics(args.out, metrics)}, {args.out / CHECKPOINT}"
+          + ("" if args.no_plot else f", {plot_path}") + f" ({metrics['seconds']:.1f} s)")
     return 0

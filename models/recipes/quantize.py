@@ -21,18 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
+from models.recipes.common import add_common_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="safetensors state_dict of an MLP nn.Sequential(Linear, ReLU, Linear, ...) "
                              "(keys '0.weight', '0.bias', '2.weight', ...); default: train one")
-    parser.add_argument("--out", type=Path, default=Path("runs/quantize"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and batches")
+    add_common_arguments(parser, out="runs/quantize", seed="data, initialisation and batches")
     parser.add_argument("--hidden", type=int, default=256, help="hidden units per layer (trained MLP)")
     parser.add_argument("--steps", type=int, default=300, help="Adam steps (trained MLP)")
     parser.add_argument("--calibration-batches", type=int, default=8, help="batches of 128 for static calibration")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (median)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
 
 
 # ------------------------------------------------------------------------------------------
@@ -74,22 +74,25 @@ def mlp_from_state_dict(state: dict):
 
 
 def train(x, y, sizes, steps: int, seed: int):
+    """``steps`` Adam steps on random batches of 128 (one epoch of the training loop)."""
     import minigrad
     from minigrad import nn, optim
+    from models.recipes.common import print_line
+    from models.training import TrainConfig, Trainer
 
     minigrad.manual_seed(seed)
     model = mlp(sizes)
-    opt = optim.Adam(model.parameters(), lr=2e-3)
-    loss_fn = nn.CrossEntropyLoss()
+    cross_entropy = nn.CrossEntropyLoss()
     rng = np.random.default_rng(seed)
-    for step in range(1, steps + 1):
-        i = rng.integers(0, len(x), 128)
-        opt.zero_grad()
-        loss = loss_fn(model(minigrad.Tensor(x[i])), minigrad.Tensor(y[i]))
-        loss.backward()
-        opt.step()
-        if step == 1 or step % 100 == 0 or step == steps:
-            print(f"step {step:4d}  loss {loss.item():.4f}")
+
+    def batches(epoch):  # drawn with replacement, one batch at a time
+        return (rng.integers(0, len(x), 128) for _ in range(steps))
+
+    def loss(m, i):
+        return cross_entropy(m(minigrad.Tensor(x[i])), minigrad.Tensor(y[i]))
+
+    Trainer(model, optim.Adam(model.parameters(), lr=2e-3), loss, TrainConfig(epochs=1), log=print_line,
+            name="quantize recipe").fit(batches)
     return model.eval()
 
 

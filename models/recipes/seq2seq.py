@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 from models.progress import progress_bar
+from models.recipes.common import (TrainingFlags, add_common_arguments, print_line, report_error, train_config,
+                                   write_metrics)
 
 TASKS = ("reversal", "copy", "sort")
 # --compare: (label, attention, luong method)
@@ -29,9 +31,13 @@ VARIANTS = (("book (AttnDecoderRNN)", "book", "dot"), ("Bahdanau (additive)", "b
 # options that fix the model and data: a checkpoint only resumes a run with the same ones
 ARCHITECTURE_KEYS = ("task", "data", "attention", "luong_method", "hidden_size", "num_train", "num_valid",
                      "max_len", "max_train", "seed", "max_length")
+CHECKPOINT = "checkpoint.safetensors"
+TRAINING = TrainingFlags(epochs=8, checkpoint=CHECKPOINT)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, out="runs/seq2seq", seed="the data, weights, batch order and dropout",
+                         training=TRAINING)
     parser.add_argument("--task", choices=TASKS, default="reversal", help="synthetic task (default: reversal)")
     parser.add_argument("--attention", choices=("book", "bahdanau", "luong", "none"), default="book",
                         help="decoder: the book's AttnDecoderRNN, Bahdanau, Luong, or no attention")
@@ -39,7 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Luong score function")
     parser.add_argument("--data", type=Path, default=None,
                         help="Multi30k folder ({train,val}.{en,de}.gz), e.g. ../shared/data/multi30k")
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--hidden-size", type=int, default=128, help="GRU state and embedding size")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
@@ -53,15 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-len", type=int, default=20, help="Multi30k: drop pairs with more tokens")
     parser.add_argument("--max-train", type=int, default=None, help="Multi30k: use only the first N pairs")
     parser.add_argument("--heatmaps", type=int, default=3, help="attention heatmaps of validation examples")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data, weights and batch order")
-    parser.add_argument("--out", type=Path, default=Path("runs/seq2seq"), help="output folder")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     parser.add_argument("--compare", action="store_true",
                         help="train every attention type and the no-attention baseline, print the table")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads while the recipe runs (0 = leave as is). The matrices here are "
                              "tiny: 1 is fastest, and several threads on a busy machine can be 30x slower")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars (the same as --no-progress)")
 
 
@@ -71,8 +72,7 @@ def _check_args(args: argparse.Namespace) -> None:
         if value is not None and value < 1:
             raise ValueError(f"seq2seq recipe: --{name.replace('_', '-')} must be >= 1, got {value}")
 
-    for name in ("epochs", "batch_size", "hidden_size", "beam_size", "num_train", "num_valid", "max_len",
-                 "max_train"):
+    for name in ("batch_size", "hidden_size", "beam_size", "num_train", "num_valid", "max_len", "max_train"):
         positive(name)
     if not 0.0 <= args.teacher_forcing <= 1.0:
         raise ValueError(f"seq2seq recipe: --teacher-forcing must be in [0, 1], got {args.teacher_forcing}")
@@ -111,42 +111,30 @@ def _config(args: argparse.Namespace, max_length: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- plots
-def _save_png(path: Path, fig) -> None:
+def _plot_curves(path: Path, history: dict, title: str) -> None:
+    from models.plotting import save_figure, subplots
 
-
-    from models.plotting import save_figure
-
-    save_figure(fig, path, dpi=100)
-
-
-def _plot_curves(path: Path, history: list[dict], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    batch_losses = [x for h in history for x in h["batch_losses"]]
-    per_epoch = len(history[0]["batch_losses"]) or 1
-    ax.plot([i / per_epoch for i in range(1, len(batch_losses) + 1)], batch_losses, lw=0.6, alpha=0.6,
-            label="train (batch)")
-    epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["valid_loss"] for h in history], marker="o", label="valid")
+    fig, (ax, ax2) = subplots(1, 2, figsize=(10, 3.8))
+    steps, epochs = history["steps"], history["epochs"]
+    per_epoch = max(1, steps["epoch"].count(1))  # steps in an epoch: the x axis counts epochs
+    ax.plot([s / per_epoch for s in steps["step"]], steps["loss"], lw=0.6, alpha=0.6, label="train (batch)")
+    numbers = [e["epoch"] for e in epochs]
+    ax.plot(numbers, [e["valid_loss"] for e in epochs], marker="o", label="valid")
     ax.set(xlabel="epoch", ylabel="NLL per token (log scale)", yscale="log", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    ax2.plot(epochs, [h["valid_perplexity"] for h in history], marker="o", color="tab:orange",
+    ax2.plot(numbers, [e["valid_perplexity"] for e in epochs], marker="o", color="tab:orange",
              label="valid perplexity")
     ax2.set(xlabel="epoch", ylabel="validation perplexity (log scale)", yscale="log")
     ax3 = ax2.twinx()
-    ax3.plot(epochs, [100 * h["exact_match"] for h in history], marker="s", color="tab:green",
+    ax3.plot(numbers, [100 * e["exact_match"] for e in epochs], marker="s", color="tab:green",
              label="exact match %")
     ax3.set(ylabel="exact match % (greedy)", ylim=(-2, 102))
     ax2.grid(alpha=0.3)
     handles = ax2.get_legend_handles_labels()[0] + ax3.get_legend_handles_labels()[0]
     ax2.legend(handles, [h.get_label() for h in handles], loc="center right", fontsize=8)
     fig.tight_layout()
-    _save_png(path, fig)
+    save_figure(fig, path, dpi=100)
 
 
 # ---------------------------------------------------------------------------------------------- one run
@@ -156,8 +144,8 @@ def _train_run(args: argparse.Namespace, out: Path, label: str) -> dict:
 
     import minigrad
     from models.metrics import corpus_bleu
-    from models.seq2seq import build_seq2seq, evaluate, plot_attention, train_epoch
-    from models.text import atomic_write_text
+    from models.seq2seq import Seq2SeqTraining, build_seq2seq, evaluate, plot_attention
+    from models.training import Trainer
 
     start = time.perf_counter()
     train, valid, description, joiner = _load_data(args)
@@ -170,38 +158,25 @@ def _train_run(args: argparse.Namespace, out: Path, label: str) -> dict:
                           src_pad_id=train.src_vocab.pad_id, seed=args.seed)
     optimizer = minigrad.optim.Adam(model.parameters(), lr=args.lr)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.safetensors"
-    history: list[dict] = []
-    if args.resume:
-        history = _restore(ckpt_path, model, optimizer, config)
+    task = Seq2SeqTraining(model, train, seed=args.seed, batch_size=args.batch_size,
+                           teacher_forcing_ratio=args.teacher_forcing)
+
+    def validation(m) -> dict:
+        result = evaluate(m, valid)
+        return {"valid_loss": result["loss"], "valid_perplexity": result["perplexity"],
+                "exact_match": result["exact_match"], "token_accuracy": result["token_accuracy"]}
+
+    trainer = Trainer(model, optimizer, task.loss, train_config(args, TRAINING, max_grad_norm=5.0),
+                      evaluate=validation, checkpoint_path=out / CHECKPOINT, rngs=task.rngs, run_config=config,
+                      name="seq2seq recipe", log=print_line, progress=not args.quiet)
     n_params = sum(p.data.size for p in model.parameters())
     print(f"{label}: {description}; {len(train):,} train / {len(valid):,} valid pairs; vocab "
-          f"{len(train.src_vocab)}/{len(tv)}; {n_params:,} parameters"
-          + (f"; resumed after epoch {len(history)}" if history else ""))
-
-    for epoch in range(len(history) + 1, args.epochs + 1):
-        t0 = time.perf_counter()
-        n_batches = -(-len(train) // args.batch_size)
-        bar = progress_bar(total=n_batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.quiet)
-
-        def progress(losses, bar=bar):
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-
-        losses = train_epoch(model, train, optimizer, epoch=epoch, seed=args.seed, batch_size=args.batch_size,
-                             teacher_forcing_ratio=args.teacher_forcing, progress=progress)
-        bar.close()
-        result = evaluate(model, valid)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "batch_losses": losses,
-                        "valid_loss": result["loss"], "valid_perplexity": result["perplexity"],
-                        "exact_match": result["exact_match"], "token_accuracy": result["token_accuracy"],
-                        "seconds": round(time.perf_counter() - t0, 2)})
-        h = history[-1]
-        print(f"epoch {epoch:3d}  train loss {h['train_loss']:.4f} (first batch {losses[0]:.3f}, last "
-              f"{losses[-1]:.4f})  valid loss {h['valid_loss']:.4f}  ppl {h['valid_perplexity']:.3f}  "
-              f"exact {100 * h['exact_match']:5.1f}%  ({h['seconds']:.1f} s)", flush=True)
-        minigrad.save_checkpoint(ckpt_path, model, optimizer, epoch=epoch, history=history, config=config)
-    if not history:
+          f"{len(train.src_vocab)}/{len(tv)}; {n_params:,} parameters")
+    if args.resume:
+        trainer.resume()
+    trainer.fit(task.batches)
+    history = trainer.history
+    if not history["steps"]:
         raise ValueError(f"seq2seq recipe: nothing to do: --epochs {args.epochs} and no epoch was trained")
 
     # ---- final evaluation: greedy (already in the history) and beam search
@@ -237,38 +212,22 @@ def _train_run(args: argparse.Namespace, out: Path, label: str) -> dict:
                                title=f"{label}: {valid.pairs[i].source} -> {text(final['outputs'][i])}")
     metrics = {
         "label": label, "description": description, "config": config, "parameters": int(n_params),
-        "epochs": len(history), "first_batch_loss": history[0]["batch_losses"][0],
-        "final_train_loss": history[-1]["train_loss"], "valid_loss": final["loss"],
+        "epochs": trainer.epoch, "first_batch_loss": history["steps"]["loss"][0],
+        "final_train_loss": history["epochs"][-1]["train_loss"] if history["epochs"] else None,
+        "valid_loss": final["loss"],
         "valid_perplexity": final["perplexity"], "exact_match_greedy": final["exact_match"],
         "exact_match_beam": beam_exact, "beam_size": args.beam_size, "token_accuracy": final["token_accuracy"],
-        "bleu_greedy": bleu, "examples": examples,
-        "history": [{k: v for k, v in h.items() if k != "batch_losses"} for h in history],
+        "bleu_greedy": bleu, "examples": examples, "history": history["epochs"], "stopped": trainer.stopped,
         "seconds": round(time.perf_counter() - start, 2),
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    write_metrics(out, metrics)
     return metrics
-
-
-def _restore(path: Path, model, optimizer, config: dict) -> list[dict]:
-    import minigrad
-
-    if not path.is_file():
-        raise FileNotFoundError(f"seq2seq recipe: --resume: no checkpoint at {path}")
-    ckpt = minigrad.load_checkpoint(path)
-    saved = ckpt.get("config", {})
-    diff = {k: (saved.get(k), config.get(k)) for k in set(saved) | set(config) if saved.get(k) != config.get(k)}
-    if diff:
-        raise ValueError(f"seq2seq recipe: --resume: the checkpoint {path} was trained with other settings "
-                         f"(option: (checkpoint, now)): {diff}")
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    return list(ckpt["history"])
 
 
 def _print_summary(m: dict, out: Path) -> None:
     ex = m["examples"][0]
-    print(f"\nloss {m['first_batch_loss']:.3f} (first batch) -> {m['final_train_loss']:.4f} (last epoch); "
-          f"valid perplexity {m['valid_perplexity']:.4f}")
+    last = "" if m["final_train_loss"] is None else f" -> {m['final_train_loss']:.4f} (last epoch)"
+    print(f"\nloss {m['first_batch_loss']:.3f} (first batch){last}; valid perplexity {m['valid_perplexity']:.4f}")
     line = f"exact match on {m['config'].get('num_valid')} validation pairs: greedy {100 * m['exact_match_greedy']:.1f}%"
     if m["exact_match_beam"] is not None:
         line += f", beam {m['beam_size']} {100 * m['exact_match_beam']:.1f}%"
@@ -343,7 +302,6 @@ def _run(args: argparse.Namespace) -> int:
                  "luong": f"Luong {args.luong_method}", "none": "no attention"}[args.attention]
         metrics = _train_run(args, args.out, label)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     _print_summary(metrics, args.out)
     return 0

@@ -17,12 +17,13 @@ a check that cached decoding equals full recomputation, ``metrics.json``, ``curv
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from models.progress import progress_bar
+from models.recipes.common import (TrainingFlags, add_common_arguments, print_line, report_error, resume_if_asked,
+                                   train_config, write_metrics)
 
 TASKS = ("reversal", "copy", "sort")
 # per-setting defaults (an explicit option wins)
@@ -32,18 +33,19 @@ MULTI30K_DEFAULTS = dict(d_model=256, layers=3, heads=4, ff=512, dropout=0.1, ba
                          warmup=400, lr_factor=0.4, beam_size=4, min_freq=2)
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"  # weights of the epoch with the best validation score
+# --time-budget: a bare number is minutes here (long runs); no epoch is started that would end past it
+TRAINING = TrainingFlags(epochs=None, epochs_help="default: synthetic 16, Multi30k 20", checkpoint=CHECKPOINT,
+                         time_unit="min", whole_epochs=True)
+# options that shape the run besides the model's config: a checkpoint only resumes under the same values
+_SHAPING = ("task", "data", "seed", "batch_size", "warmup", "lr_factor", "max_len", "min_freq", "shared_vocab")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="Multi30k folder ({train,val,test_2016_flickr}.{en,de}.gz); default: a synthetic task")
     parser.add_argument("--task", choices=TASKS, default="reversal", help="synthetic task (without --data)")
-    parser.add_argument("--out", type=Path, default=Path("runs/transformer"), help="output folder")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data, initialisation, dropout and batches")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (synthetic 16, Multi30k 20)")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="minutes: start no new epoch that would end after this (then evaluate)")
+    add_common_arguments(parser, out="runs/transformer", seed="data, initialisation, dropout and batches",
+                         training=TRAINING)
     parser.add_argument("--batch-size", type=int, default=None, help="sentence pairs per batch (64)")
     parser.add_argument("--d-model", type=int, default=None, help="model width (64 / 256)")
     parser.add_argument("--layers", type=int, default=None, help="encoder and decoder layers each (2 / 3)")
@@ -63,7 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length-penalty", type=float, default=0.6, help="GNMT length penalty α (0.6)")
     parser.add_argument("--threads", type=int, default=0,
                         help="BLAS threads (0 = leave as is; needs threadpoolctl, else set OPENBLAS_NUM_THREADS)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
 
 
 # ---------------------------------------------------------------------- setup
@@ -72,7 +73,7 @@ def _fill_defaults(args: argparse.Namespace) -> None:
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    for key in ("epochs", "batch_size", "d_model", "layers", "heads", "ff", "warmup", "beam_size", "min_freq"):
+    for key in ("batch_size", "d_model", "layers", "heads", "ff", "warmup", "beam_size", "min_freq"):
         if getattr(args, key) < 1:
             raise ValueError(f"transformer recipe: --{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
     if args.d_model % args.heads:
@@ -121,22 +122,26 @@ def _build_model(args: argparse.Namespace, train):
 
 
 # ---------------------------------------------------------------------- train and evaluate
-def _train_epoch(model, opt, sched, batches, desc: str) -> float:
-    """One pass over the batches; returns the mean label-smoothed loss per target token."""
-    model.train()
-    total, tokens = 0.0, 0
-    bar = progress_bar(batches, desc=desc, unit="batch", mininterval=1.0)
-    for b in bar:
-        loss = model.loss(b.src, b.tgt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        n = b.num_target_tokens
-        total += loss.item() * n
-        tokens += n
-        bar.set_postfix(loss=f"{total / tokens:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
-    return total / max(tokens, 1)
+def _make_trainer(args: argparse.Namespace, model, opt, sched, evaluate=None, log=print_line):
+    """This recipe's training loop: Adam with the Noam schedule stepped every batch, the model's
+    dropout stream in the checkpoint, and the best epoch chosen by exact match (or BLEU), ties
+    going to the lower validation loss; its weights are kept in OUT/best.safetensors."""
+    from models.training import Trainer
+    from models.transformer import batch_loss
+
+    key = "exact_match" if args.data is None else "bleu"
+    config = train_config(args, TRAINING, best_metric=(key, "valid_loss"), best_mode=("max", "min"))
+    run_config = {**model.config.to_dict(),
+                  **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in _SHAPING}}
+    return Trainer(model, opt, batch_loss, config, scheduler=sched, evaluate=evaluate,
+                   checkpoint_path=args.out / CHECKPOINT, best_path=args.out / BEST,
+                   rngs={"dropout": model.generator}, run_config=run_config, name="transformer recipe", log=log,
+                   size_unit="tokens")
+
+
+def epoch_batches(args: argparse.Namespace, train, epoch: int):
+    """The shuffled, length-bucketed batches of the loop's epoch ``epoch`` (seeded by seed and epoch)."""
+    return train.batches(args.batch_size, seed=args.seed * 100_003 + epoch + 1)
 
 
 def _detok(args, vocab, ids) -> str:
@@ -162,57 +167,20 @@ def _score(model, ds, args, beam_size: int = 1) -> dict:
 
 
 def _evaluate_epoch(model, valid, args) -> dict:
+    """Validation loss and perplexity (no smoothing) and greedy exact match or BLEU."""
     from models.transformer import evaluate_loss
 
-    batches = [(b.src, b.tgt) for b in valid.batches(128, shuffle=False)]
-    res = evaluate_loss(model, batches)
-    res.update({k: v for k, v in _score(model, valid, args).items() if k != "samples"})
-    return res
+    res = evaluate_loss(model, [(b.src, b.tgt) for b in valid.batches(128, shuffle=False)])
+    scores = {k: v for k, v in _score(model, valid, args).items() if k != "samples"}
+    return {"valid_loss": res["loss"], "valid_perplexity": res["perplexity"], **scores}
 
 
-# ---------------------------------------------------------------------- checkpoints and plots
-def _save(out: Path, model, opt, sched, epoch: int, history: list, elapsed: float) -> None:
-    from minigrad.serialization import save_checkpoint
-
-    save_checkpoint(out / CHECKPOINT, model, opt, scheduler=sched.state_dict(), epoch=epoch,
-                    history=json.dumps(history), rng=json.dumps(model.generator.get_state()),
-                    config=json.dumps(model.config.to_dict()), elapsed=elapsed)
-
-
-def _resume(out: Path, model, opt, sched) -> tuple[int, list, float]:
-    from minigrad.serialization import load_checkpoint
-
-    path = out / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"transformer recipe: --resume but no checkpoint at {path}")
-    ck = load_checkpoint(path)
-    if json.loads(ck["config"]) != model.config.to_dict():
-        raise ValueError(f"transformer recipe: {path} was trained with another configuration "
-                         f"{json.loads(ck['config'])}; pass the same options as that run")
-    model.load_state_dict(ck["model"])
-    opt.load_state_dict(ck["optimizer"])
-    sched.load_state_dict(ck["scheduler"])
-    model.generator.set_state(json.loads(ck["rng"]))
-    return int(ck["epoch"]), json.loads(ck["history"]), float(ck["elapsed"])
-
-
-def _png(path: Path, fig) -> None:
-
-
-    fig.tight_layout()
-    from models.plotting import save_figure
-
-    save_figure(fig, path, dpi=110)
-
-
+# ---------------------------------------------------------------------- plots
 def _plot_curves(path: Path, history: list) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from models.plotting import save_figure, subplots
 
     ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = subplots(1, 2, figsize=(10, 3.8))
     a.plot(ep, [h["train_loss"] for h in history], marker="o", label="train (label-smoothed)")
     a.plot(ep, [h["valid_loss"] for h in history], marker="o", label="valid (NLL)")
     a.set(xlabel="epoch", ylabel="loss per token (nats)", title="loss")
@@ -221,16 +189,15 @@ def _plot_curves(path: Path, history: list) -> None:
     for ax in (a, b):
         ax.grid(alpha=0.3)
     a.legend()
-    _png(path, fig)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_attention(path: Path, model, ds, args, index: int = 0) -> None:
     """Cross-attention of the last decoder layer for one validation sentence (output × source)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from models.plotting import save_figure, subplots
 
     src = ds.sources[index][None]  # (1, S)
     out = model.translate(src)[0]
@@ -238,20 +205,19 @@ def _plot_attention(path: Path, model, ds, args, index: int = 0) -> None:
     w = model.cross_attention_weights(src, tgt_in)[0]  # (T, S)
     src_tok = ds.src_vocab.decode(src[0])
     out_tok = ds.tgt_vocab.decode(np.array(out + [model.config.eos_id], dtype=np.int64))
-    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(src_tok) + 2), max(3, 0.4 * len(out_tok) + 1.5)))
+    fig, ax = subplots(figsize=(max(4, 0.45 * len(src_tok) + 2), max(3, 0.4 * len(out_tok) + 1.5)))
     ax.imshow(w, cmap="viridis", aspect="auto", vmin=0.0)
     ax.set_xticks(range(len(src_tok)), src_tok, rotation=60, ha="right")
     ax.set_yticks(range(len(out_tok)), out_tok)
     ax.set(xlabel="source", ylabel="output", title="cross-attention (last decoder layer, mean of heads)")
-    _png(path, fig)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
 
 
 # ---------------------------------------------------------------------- main
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from minigrad.serialization import load, save
-    from models.text import atomic_write_text
     from models.transformer import check_cached_decoding, evaluate_loss, make_optimizer
 
     start = time.perf_counter()
@@ -260,8 +226,7 @@ def run(args: argparse.Namespace) -> int:
         train, valid, test = _load_data(args)
         model = _build_model(args, train)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     _set_threads(args.threads)
     name = f"Multi30k en→de ({args.data})" if args.data is not None else f"synthetic {args.task} task"
     n_params = sum(p.data.size for p in model.parameters())
@@ -271,43 +236,17 @@ def run(args: argparse.Namespace) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     opt, sched = make_optimizer(model, warmup_steps=args.warmup, factor=args.lr_factor)
-    first, history, elapsed0 = 0, [], 0.0
-    if args.resume:
-        try:
-            first, history, elapsed0 = _resume(args.out, model, opt, sched)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"resumed after epoch {first} ({elapsed0 / 60:.1f} min of training so far)")
+    trainer = _make_trainer(args, model, opt, sched, evaluate=lambda m: _evaluate_epoch(m, valid, args))
+    if not resume_if_asked(trainer, args):
+        return 2
     train.src_vocab.save(args.out / "src_vocab.json")
     train.tgt_vocab.save(args.out / "tgt_vocab.json")
 
-    t0 = time.perf_counter() - elapsed0
-    for epoch in range(first + 1, args.epochs + 1):
-        spent = time.perf_counter() - t0
-        if args.time_budget is not None and history:
-            per_epoch = spent / len(history)
-            if spent + per_epoch > args.time_budget * 60:
-                print(f"time budget {args.time_budget} min: stopping after epoch {epoch - 1}")
-                break
-        batches = train.batches(args.batch_size, seed=args.seed * 100_003 + epoch)
-        train_loss = _train_epoch(model, opt, sched, batches, f"epoch {epoch}/{args.epochs}")
-        ev = _evaluate_epoch(model, valid, args)
-        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": ev["loss"],
-               "valid_perplexity": ev["perplexity"], "minutes": (time.perf_counter() - t0) / 60}
-        row.update({k: ev[k] for k in ("exact_match", "bleu") if k in ev})
-        history.append(row)
-        if _best_epoch(history)["epoch"] == epoch:  # the best validation score so far
-            save(model.state_dict(), args.out / BEST)
-        _save(args.out, model, opt, sched, epoch, history, time.perf_counter() - t0)
-        score = (f"exact match {100 * row['exact_match']:.1f}%" if "exact_match" in row
-                 else f"val BLEU {row['bleu']:.2f} (greedy)")
-        print(f"epoch {epoch:2d}  train {train_loss:.3f}  valid {ev['loss']:.3f} (ppl {ev['perplexity']:.2f})  "
-              f"{score}  [{row['minutes']:.1f} min]", flush=True)
-    train_minutes = (time.perf_counter() - t0) / 60
-    best = _best_epoch(history) if history else None
-    if best is not None and (args.out / BEST).is_file():
-        model.load_state_dict(load(args.out / BEST))
+    trainer.fit(lambda epoch: epoch_batches(args, train, epoch))
+    history = trainer.history["epochs"]
+    train_minutes = trainer.elapsed / 60
+    best = trainer.best
+    if trainer.load_best():
         print(f"final evaluation with the best epoch on validation: {best['epoch']}")
 
     final = {}
@@ -341,18 +280,12 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"task": name, "config": model.config.to_dict(), "parameters": n_params, "seed": args.seed,
                "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                            if k not in ("func",)},
-               "history": history, "best_epoch": best and best["epoch"], "final": final, "cached_equals_uncached": cached_ok,
-               "train_minutes": train_minutes, "seconds": round(time.perf_counter() - start, 1)}
-    atomic_write_text(args.out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.out / 'metrics.json'}" + ("" if args.no_plot else ", curves.png, cross_attention.png")
+               "history": history, "best_epoch": best and best["epoch"], "stopped": trainer.stopped, "final": final,
+               "cached_equals_uncached": cached_ok, "train_minutes": train_minutes,
+               "seconds": round(time.perf_counter() - start, 1)}
+    print(f"wrote {write_metrics(args.out, metrics)}" + ("" if args.no_plot else ", curves.png, cross_attention.png")
           + f" ({metrics['seconds']:.0f} s)")
     return 0
-
-
-def _best_epoch(history: list) -> dict:
-    """The epoch with the best validation exact match / BLEU (ties: lower validation loss)."""
-    key = "exact_match" if "exact_match" in history[0] else "bleu"
-    return max(history, key=lambda h: (h[key], -h["valid_loss"]))
 
 
 def _fmt(key: str, value: float) -> str:

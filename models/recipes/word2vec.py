@@ -13,12 +13,11 @@ curve as an uninterrupted run), ``metrics.json``, ``loss.png`` and ``word_groups
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
-from models.progress import progress_bar
+from models.recipes.common import (TEXT_CORPUS, TrainingFlags, add_common_arguments, corpus_name, print_line,
+                                   report_error, resume_if_asked, split_corpus, train_config, write_metrics)
 
 CHECKPOINT = "checkpoint.safetensors"
 _SHAPING = ("corpus", "seed", "mode", "dim", "window", "negatives", "min_count", "subsample", "batch_size", "lr")
@@ -35,13 +34,12 @@ GROUPS = {
 }
 
 
+TRAINING = TrainingFlags(epochs=10, checkpoint=CHECKPOINT)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="UTF-8 text file (default: the embedded CPython pydoc topics text)")
-    parser.add_argument("--out", type=Path, default=Path("runs/word2vec"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and sampling")
-    parser.add_argument("--epochs", type=int, default=10, help="total number of epochs")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    add_common_arguments(parser, out="runs/word2vec", seed="the split, initialisation and sampling",
+                         corpus=TEXT_CORPUS, training=TRAINING)
     parser.add_argument("--mode", choices=("skipgram", "cbow"), default="skipgram", help="architecture")
     parser.add_argument("--dim", type=int, default=64, help="vector size")
     parser.add_argument("--window", type=int, default=5, help="largest context window (each side)")
@@ -52,11 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=1024, help="examples per Adam step")
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
     parser.add_argument("--probes", default=None, help="comma-separated words to show neighbours of")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNGs")
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("epochs", "dim", "window", "negatives", "min_count", "batch_size"):
+    for name in ("dim", "window", "negatives", "min_count", "batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"word2vec recipe: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.lr <= 0 or args.subsample < 0:
@@ -67,35 +64,13 @@ def _config(args: argparse.Namespace) -> dict:
     return {k: (str(getattr(args, k)) if k == "corpus" else getattr(args, k)) for k in _SHAPING}
 
 
-def _resume(path: Path, config: dict, model, optimizer, rng) -> tuple[int, dict]:
-    """Restore model, Adam and both RNG streams; returns (epoch, history)."""
-    import minigrad
-    from models.recipes.common import load_resume_state
-
-    state = load_resume_state("word2vec", path, config, model, optimizer)
-    minigrad.default_generator.set_state(state["rng"]["minigrad"])
-    rng.bit_generator.state = state["rng"]["numpy"]
-    return int(state["epoch"]), state["history"]
-
-
 def _plot_loss(path: Path, history: dict, title: str) -> None:
-    import matplotlib
+    from models.plotting import plot_losses, save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    steps = history["step_losses"]
-    per_epoch = len(steps) / max(len(history["loss"]), 1)
-    ax.plot(range(1, len(steps) + 1), steps, lw=0.6, alpha=0.6, label="per batch")
-    ax.plot([per_epoch * (e + 1) for e in range(len(history["loss"]))], history["loss"], "o-", label="epoch mean")
-    ax.set(xlabel="update", ylabel="negative-sampling loss", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, ax = subplots(figsize=(6.5, 4))
+    plot_losses(ax, history, valid="train_loss", valid_label="epoch mean", title=title,
+                ylabel="negative-sampling loss")
     fig.tight_layout()
-    from models.plotting import save_figure
-
     save_figure(fig, path, dpi=110)
 
 
@@ -129,15 +104,14 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     import minigrad
-    from models.text import atomic_write_text, load_corpus, tokenize_sentences, train_valid_test_split
+    from models.training import Trainer
     from models.word2vec import Word2Vec, plot_word_groups
 
     start = time.perf_counter()
-    corpus_name = str(args.corpus) if args.corpus else "pydoc_data.topics (embedded)"
+    corpus_label = corpus_name(args)
     try:
         _check_args(args)
-        sentences = tokenize_sentences(load_corpus(args.corpus))
-        train, _, _ = train_valid_test_split(sentences, seed=args.seed, mode="contiguous", chunk_size=20)
+        train, _, _ = split_corpus("word2vec", args)
         minigrad.manual_seed(args.seed)
         model = Word2Vec.build(train, args.dim, min_count=args.min_count, mode=args.mode, window=args.window,
                                negatives=args.negatives, subsample_t=args.subsample)
@@ -146,62 +120,41 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"word2vec recipe: only {corpus[0].shape[0]} training words occur >= "
                              f"{args.min_count} times; use a larger corpus or a smaller --min-count")
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"corpus: {corpus_name} — {corpus[0].shape[0]:,} training words in the vocabulary of "
+        return report_error(err)
+    print(f"corpus: {corpus_label} — {corpus[0].shape[0]:,} training words in the vocabulary of "
           f"{len(model.vocab) - len(model.vocab.specials):,} words (min count {args.min_count})")
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed)  # subsampling, windows, order, negatives: it makes the batches
     optimizer = minigrad.optim.Adam(model.parameters(), lr=args.lr)
     config = _config(args)
-    ckpt = args.out / CHECKPOINT
-    history = {"loss": [], "step_losses": [], "words_per_second": [], "examples": [], "seconds": []}
-    first = 0
-    if args.resume:
-        try:
-            first, history = _resume(ckpt, config, model, optimizer, rng)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(f"resumed from {ckpt} after epoch {first}")
+    trainer = Trainer(model, optimizer, Word2Vec.batch_loss, train_config(args, TRAINING),
+                      checkpoint_path=args.out / CHECKPOINT, rngs={"minigrad": minigrad.default_generator},
+                      epoch_rngs={"numpy": rng}, run_config=config, name="word2vec recipe", log=print_line,
+                      size_unit="examples")
+    if not resume_if_asked(trainer, args):
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
 
-    for epoch in range(first, args.epochs):
-        bar = progress_bar(desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch")
-        running = []
-
-        def on_batch(loss: float) -> None:
-            running.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
-
-        stats = model.train_epoch(corpus, optimizer, rng, batch_size=args.batch_size, on_batch=on_batch)
-        bar.close()
-        history["loss"].append(stats["loss"])
-        history["step_losses"].extend(running)
-        for key in ("words_per_second", "examples", "seconds"):
-            history[key].append(stats[key])
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {stats['loss']:.4f}, {stats['examples']:,} {args.mode} "
-              f"examples, {stats['words_per_second']:,.0f} words/s")
-        minigrad.save_checkpoint(ckpt, model, optimizer, epoch=epoch + 1, history=history, config=config,
-                                 rng={"minigrad": minigrad.default_generator.get_state(),
-                                      "numpy": rng.bit_generator.state})
+    trainer.fit(lambda epoch: model.batches(corpus, args.batch_size, rng))
+    stats = [Word2Vec.epoch_stats(record, corpus) for record in trainer.history["epochs"]]
+    history = {"loss": [s["loss"] for s in stats], "step_losses": trainer.history["steps"].get("loss", []),
+               **{key: [s[key] for s in stats] for key in ("words_per_second", "examples", "seconds")}}
 
     model.save(args.out)
     shown = _show(model, args)
     wps = float(np.median(history["words_per_second"])) if history["words_per_second"] else None
     if wps:
         print(f"\ntraining speed: {wps:,.0f} words/s (median over epochs)")
-    if not args.no_plot and history["loss"]:
-        _plot_loss(args.out / "loss.png", history, f"Word2Vec ({args.mode}) on {Path(corpus_name).name}")
+    if not args.no_plot and trainer.history["epochs"]:
+        _plot_loss(args.out / "loss.png", trainer.history, f"Word2Vec ({args.mode}) on {Path(corpus_label).name}")
         try:
             drawn = plot_word_groups(model, GROUPS, args.out / "word_groups.png",
                                      f"Word2Vec {args.mode}: PCA of word groups")
             print(f"PCA plot of {len(drawn)} words: {args.out / 'word_groups.png'}")
         except ValueError as err:  # a corpus without these words
             print(f"(no word-group plot: {err})")
-    metrics = {"corpus": corpus_name, "config": config, "vocab_size": len(model.vocab),
+    metrics = {"corpus": corpus_label, "config": config, "vocab_size": len(model.vocab),
                "training_words": int(corpus[0].shape[0]), "history": history, "words_per_second": wps,
-               **shown, "seconds": round(time.perf_counter() - start, 2)}
-    atomic_write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+               "stopped": trainer.stopped, **shown, "seconds": round(time.perf_counter() - start, 2)}
+    write_metrics(args.out, metrics)
     print(f"\nwrote {args.out}/word2vec.safetensors, vocab.json, metrics.json ({metrics['seconds']:.1f} s)")
     return 0
