@@ -37,7 +37,7 @@ from minigrad.nn import init
 from minigrad.nn.module import Module
 from minigrad.nn.parameter import Parameter
 from minigrad.ops import xp
-from minigrad.tensor import Function, Tensor
+from minigrad.tensor import Function, Tensor, is_grad_enabled
 from models.text.vocab import Vocab
 from models.training import Trainer
 
@@ -183,15 +183,15 @@ class NegativeSamplingLoss(Function):
     def forward(self, w_in, w_out, *, contexts, weights, targets):
         self.contexts, self.weights, self.targets = contexts, weights.astype(w_in.dtype), targets
         self.y = _labels(targets.shape[1], w_in.dtype)
-        h, u, s = self._scores(w_in, w_out)
+        h, u, s = self._scores(w_in, w_out, graph=False)
         self.h, self.u, self.s = h, u, s
         sign = 2 * self.y - 1  # +1 for the true target, −1 for noise
         return np.asarray(np.logaddexp(0, -sign * s).sum() / s.shape[0], dtype=w_in.dtype)
 
-    def _scores(self, w_in, w_out):
-        """h (B, D), u (B, K+1, D), s (B, K+1); works on arrays and on Tensors."""
+    def _scores(self, w_in, w_out, graph: bool):
+        """h (B, D), u (B, K+1, D), s (B, K+1): from arrays, or (``graph``) from Tensors, differentiably."""
         u = w_out[self.targets]  # (B, K+1, D)
-        if isinstance(w_in, Tensor):
+        if graph:
             h = (w_in[self.contexts] * self.weights[:, :, None]).sum(axis=1)  # (B, D)
             return h, u, (u * h[:, None, :]).sum(axis=2)
         # arrays: the same sums as batched matrix products (BLAS instead of reductions)
@@ -200,8 +200,9 @@ class NegativeSamplingLoss(Function):
 
     def backward(self, g):
         w_in, w_out = self.args()
-        if isinstance(w_in, Tensor):  # create_graph: recompute as Tensors so this is differentiable
-            h, u, s = self._scores(w_in, w_out)
+        graph = is_grad_enabled()
+        if graph:  # create_graph: recompute as Tensors so this is differentiable
+            h, u, s = self._scores(w_in, w_out, graph=True)
         else:
             h, u, s = self.h, self.u, self.s
         m = xp()
@@ -213,7 +214,7 @@ class NegativeSamplingLoss(Function):
             rows = (ds[:, :, None] * h[:, None, :]).reshape((b * k1, d))
             grad_out = m.embedding_grad(rows, w_out.shape[0], self.targets.reshape(-1))
         if self.needs_input_grad[0]:
-            dh = (ds[:, :, None] * u).sum(axis=1) if isinstance(u, Tensor) else (ds[:, None, :] @ u)[:, 0]  # (B, D)
+            dh = (ds[:, :, None] * u).sum(axis=1) if graph else (ds[:, None, :] @ u)[:, 0]  # (B, D)
             c = self.contexts.shape[1]
             rows = (dh[:, None, :] * self.weights[:, :, None]).reshape((b * c, d))
             grad_in = m.embedding_grad(rows, w_in.shape[0], self.contexts.reshape(-1))
