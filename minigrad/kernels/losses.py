@@ -29,7 +29,8 @@ def cross_entropy_reference(x, target, prob_target, weight, ignore_index: int, s
         denom = float(M)
     else:
         valid = target != ignore_index  # (M,)
-        one_hot = np.eye(C, dtype=x.dtype)[np.where(valid, target, 0)] * valid[:, None]  # (M, C), 0 where ignored
+        one_hot = np.zeros((M, C), x.dtype)
+        one_hot[np.arange(M), np.where(valid, target, 0)] = valid  # (M, C), a row of 0 where ignored
         t = one_hot * (1.0 - smoothing) + valid[:, None].astype(x.dtype) * (smoothing / C)  # t'
         loss = -(logp * (t * w)).sum(axis=1)  # (M,)
         denom = float((one_hot * w).sum())  # Σ w_{y_i} over the kept targets
