@@ -12,13 +12,17 @@ arrays by name, so an HF ``model.safetensors`` opens as ``{name: np.ndarray}``.
 
 Every write is atomic: the bytes go to a temporary file in the destination folder, which is
 fsync'ed and then renamed over the destination with ``os.replace``. A crash mid-save leaves the
-previous file intact and never a truncated one.
+previous file intact and never a truncated one. What a killed writer does leave is its temporary
+file, named ``.<target name>.partial.<host>.<pid>.<random>.tmp`` so that it is recognisable: the
+next successful save of the same target removes every such file whose writer (that pid, on this
+host) is no longer running (``remove_orphaned_partials``).
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import socket
 from pathlib import Path
 from typing import Mapping
 
@@ -30,7 +34,8 @@ from minigrad.tensor import Tensor
 
 _CHECKPOINT_FORMAT = "minigrad.checkpoint"
 _CHECKPOINT_VERSION = "1"
-# Read the process umask once, so saved files get normal permissions (mkstemp uses 0o600).
+_PARTIAL = ".partial."  # marks the temporary file of an atomic write: .<name>.partial.<host>.<pid>.<hex>.tmp
+# Read the process umask once, so saved files get normal permissions whatever the writer creates them with.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -67,16 +72,68 @@ def _check_metadata(fn: str, metadata) -> dict[str, str] | None:
     return dict(metadata)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file next to ``path``, fsync it, then rename it over
-    ``path``. On any error (even KeyboardInterrupt) the temp file is removed."""
+def _host() -> str:
+    return socket.gethostname().replace(os.sep, "_").replace(".", "_") or "host"
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{_PARTIAL}{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _writer_is_running(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap, safe liveness check: never remove another writer's file
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def remove_orphaned_partials(path) -> list[Path]:
+    """Remove the temporary files that killed writers of ``path`` left beside it; return them.
+
+    A file counts as orphaned when its name carries this host and the pid of a process that no
+    longer runs; a running writer's file (ours included) is never touched."""
+    path = Path(path)
+    prefix, host = f".{path.name}{_PARTIAL}", _host()
+    removed = []
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        fields = candidate.name[len(prefix):].rsplit(".", 3)  # host, pid, random, "tmp"
+        if len(fields) != 4 or fields[0] != host or not fields[1].isdigit():
+            continue
+        pid = int(fields[1])
+        if pid == os.getpid() or _writer_is_running(pid):
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except FileNotFoundError:
+            pass  # another process cleaned it first
+    return removed
+
+
+def atomic_write(path, write, fn: str = "save") -> None:
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, fsync it, then rename it over
+    ``path``. On any error (even KeyboardInterrupt) the temporary file is removed; after success, the
+    ones that killed writers of ``path`` left behind are removed too."""
+    path = Path(path)
     folder = path.parent
     if not folder.is_dir():
-        raise FileNotFoundError(f"save: folder {str(folder)!r} does not exist (for {str(path)!r})")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+        raise FileNotFoundError(f"{fn}: folder {str(folder)!r} does not exist (for {str(path)!r})")
+    if path.is_dir():
+        raise IsADirectoryError(f"{fn}: {str(path)!r} is a folder; expected a file path inside it "
+                                f"(e.g. {str(path / 'model.safetensors')!r})")
+    tmp = _partial_path(path)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # O_EXCL: a file of our own
     try:
-        write(tmp)
+        write(str(tmp))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
@@ -85,6 +142,10 @@ def _atomic_write(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    remove_orphaned_partials(path)
+
+
+_atomic_write = atomic_write  # the name before orphan cleanup
 
 
 def save(state_dict: Mapping, path, metadata: Mapping | None = None) -> None:
@@ -92,8 +153,7 @@ def save(state_dict: Mapping, path, metadata: Mapping | None = None) -> None:
     atomically. ``metadata`` is an optional ``{str: str}`` stored in the header."""
     arrays = _check_arrays("save", state_dict)
     metadata = _check_metadata("save", metadata)
-    path = Path(path)
-    _atomic_write(path, lambda tmp: safetensors.numpy.save_file(arrays, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: safetensors.numpy.save_file(arrays, tmp, metadata=metadata))
 
 
 def _open(fn: str, path):
@@ -183,12 +243,18 @@ class _Flattener:
                         "(arrays, Tensors, numbers, str, None, lists, tuples and dicts are supported)")
 
 
+class _DamagedTree(ValueError):
+    """The checkpoint's tree metadata does not describe the file's arrays."""
+
+
 def _decode(node, arrays: dict[str, np.ndarray]):
     if isinstance(node, list):
         return [_decode(v, arrays) for v in node]
     if not isinstance(node, dict):
         return node
     if "__array__" in node:
+        if node["__array__"] not in arrays:
+            raise _DamagedTree(f"its tree names the array {node['__array__']!r}, which the file does not hold")
         array = arrays[node["__array__"]]
         return array[()] if node.get("scalar") else array
     if "__tuple__" in node:
@@ -230,4 +296,17 @@ def load_checkpoint(path) -> dict:
     if metadata.get("version") != _CHECKPOINT_VERSION:
         raise ValueError(f"load_checkpoint: unsupported checkpoint version {metadata.get('version')!r} "
                          f"(this minigrad reads version {_CHECKPOINT_VERSION})")
-    return {key: _decode(node, arrays) for key, node in json.loads(metadata["tree"]).items()}
+    damaged = f"load_checkpoint: {str(path)!r} is damaged"
+    try:
+        tree = json.loads(metadata["tree"])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{damaged}: its 'tree' metadata is not valid JSON ({err})") from None
+    if not isinstance(tree, dict) or "model" not in tree:
+        raise ValueError(f"{damaged}: its 'tree' metadata is not a mapping with a 'model' entry "
+                         f"(got {metadata['tree'][:80]!r})")
+    try:
+        return {key: _decode(node, arrays) for key, node in tree.items()}
+    except _DamagedTree as err:
+        raise ValueError(f"{damaged}: {err}") from None
+    except (TypeError, ValueError, KeyError) as err:  # e.g. a "__dict__" entry that is not [key, value] pairs
+        raise ValueError(f"{damaged}: its 'tree' metadata does not decode ({type(err).__name__}: {err})") from None

@@ -14,11 +14,16 @@ take the tensor's dtype, as Python scalars do in PyTorch.
 """
 from __future__ import annotations
 
+import numbers
 import weakref
 
 import numpy as np
 
 from minigrad import ops
+from minigrad.checks import check_dtype as _check_dtype
+from minigrad.checks import describe as _describe
+from minigrad.checks import numeric_array as _numeric_array
+from minigrad.checks import sizes as _shape_arg
 from minigrad.kernels import activation as kernels_activation
 from minigrad.function import (  # noqa: F401  (grad mode is re-exported here, where it used to live)
     Function,
@@ -36,23 +41,21 @@ from minigrad.function import (  # noqa: F401  (grad mode is re-exported here, w
 _FLOAT_KINDS = "f"
 
 
-def _default_array(data, dtype=None) -> np.ndarray:
+def _default_array(data, dtype=None, fn: str = "Tensor") -> np.ndarray:
     """Array from user data: Python floats -> float32, ints -> int64, arrays keep their dtype."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.asarray(data, dtype=np.dtype(dtype))
+        return _numeric_array(fn, "data", data).astype(_check_dtype(fn, dtype), copy=False)
     if isinstance(data, np.ndarray):
-        return data
+        return _numeric_array(fn, "data", data)
     if isinstance(data, np.generic):  # NumPy scalars keep their dtype, like arrays
-        return np.asarray(data)
-    arr = np.asarray(data)
+        return _numeric_array(fn, "data", np.asarray(data))
+    arr = _numeric_array(fn, "data", data)
     if arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     elif arr.dtype.kind == "i":
         arr = arr.astype(np.int64, copy=False)
-    elif arr.dtype.kind not in "fub":
-        raise TypeError(f"Tensor: cannot make a tensor from data of dtype {arr.dtype}")
     return arr
 
 
@@ -241,21 +244,22 @@ class Tensor:
         self.grad = None
 
     # ---------------------------------------------------------------- arithmetic
-    def _lift(self, other) -> "Tensor":
-        """Turn a scalar/array operand into a Tensor compatible with self (see dtype policy)."""
+    def _lift(self, other, op: str = "operation") -> "Tensor":
+        """Turn a scalar/array operand into a Tensor compatible with self (see dtype policy);
+        anything that is not numbers (None, a str, a ragged list) is a TypeError naming ``op``."""
         if isinstance(other, Tensor):
             return other
         if self.data.dtype.kind in _FLOAT_KINDS:
             if type(other) is float or type(other) is int:
                 return Tensor._wrap(self.data.dtype.type(other))  # a NumPy scalar: cheapest operand
-            return Tensor._wrap(np.asarray(other, dtype=self.data.dtype))
-        arr = np.asarray(other)
+            return Tensor._wrap(_operand(op, other).astype(self.data.dtype, copy=False))
+        arr = _operand(op, other)
         if arr.dtype == np.float64 and not isinstance(other, np.ndarray):
             arr = arr.astype(np.float32)
         return Tensor._wrap(arr)
 
     def _pair(self, other, op: str, reflected: bool = False):
-        other = self._lift(other)
+        other = self._lift(other, op)
         if other.data.dtype != self.data.dtype:
             a, b = _promote(op, self, other)
             return (b, a) if reflected else (a, b)
@@ -294,10 +298,10 @@ class Tensor:
         return ops.Pow.apply(*self._pair(base, "pow", True))
 
     def __matmul__(self, other):
-        return matmul(self, self._lift(other))
+        return matmul(self, self._lift(other, "matmul"))
 
     def __rmatmul__(self, other):
-        return matmul(self._lift(other), self)
+        return matmul(self._lift(other, "matmul"), self)
 
     def __neg__(self):
         return ops.Neg.apply(self)
@@ -305,24 +309,29 @@ class Tensor:
     def __pos__(self):
         return self
 
-    # comparisons: results never require grad
+    # comparisons: results never require grad. `==` / `!=` with something that is not numbers
+    # (None, a str) give False / True, as in Python and torch; the ordering ones raise.
     def __eq__(self, other):  # type: ignore[override]
-        return Tensor._wrap(self.data == _raw(other))
+        if not _is_numbers(other):
+            return NotImplemented
+        return self.eq(other)
 
     def __ne__(self, other):  # type: ignore[override]
-        return Tensor._wrap(self.data != _raw(other))
+        if not _is_numbers(other):
+            return NotImplemented
+        return self.ne(other)
 
     def __lt__(self, other):
-        return Tensor._wrap(self.data < _raw(other))
+        return self.lt(other)
 
     def __le__(self, other):
-        return Tensor._wrap(self.data <= _raw(other))
+        return self.le(other)
 
     def __gt__(self, other):
-        return Tensor._wrap(self.data > _raw(other))
+        return self.gt(other)
 
     def __ge__(self, other):
-        return Tensor._wrap(self.data >= _raw(other))
+        return self.ge(other)
 
     def __invert__(self):
         if self.data.dtype != np.bool_:
@@ -330,10 +339,57 @@ class Tensor:
         return Tensor._wrap(~self.data)
 
     def __and__(self, other):
-        return Tensor._wrap(self.data & _raw(other))
+        return Tensor._wrap(self.data & _operand_data("and", other))
 
     def __or__(self, other):
-        return Tensor._wrap(self.data | _raw(other))
+        return Tensor._wrap(self.data | _operand_data("or", other))
+
+    def __abs__(self):
+        return self.abs()
+
+    # ---------------------------------------------------------------- the operators as methods (torch's names)
+    def add(self, other, *, alpha=1):
+        """self + alpha·other."""
+        return self + _scaled(self, other, alpha, "add")
+
+    def sub(self, other, *, alpha=1):
+        """self − alpha·other."""
+        return self - _scaled(self, other, alpha, "sub")
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other, *, rounding_mode=None):
+        """self / other; ``rounding_mode`` None (true division), 'trunc' (toward zero) or 'floor' (as torch)."""
+        if rounding_mode not in (None, "trunc", "floor"):
+            raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+        quotient = self / other
+        if rounding_mode is None:
+            return quotient
+        rounded = quotient.trunc() if rounding_mode == "trunc" else quotient.floor()
+        both_integer = self.dtype.kind in "iu" and self._lift(other, "div").dtype.kind in "iub"
+        return rounded.astype(np.int64) if both_integer else rounded  # integer ÷ integer stays integer
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def eq(self, other):
+        return Tensor._wrap(self.data == _operand_data("eq", other))
+
+    def ne(self, other):
+        return Tensor._wrap(self.data != _operand_data("ne", other))
+
+    def lt(self, other):
+        return Tensor._wrap(self.data < _operand_data("lt", other))
+
+    def le(self, other):
+        return Tensor._wrap(self.data <= _operand_data("le", other))
+
+    def gt(self, other):
+        return Tensor._wrap(self.data > _operand_data("gt", other))
+
+    def ge(self, other):
+        return Tensor._wrap(self.data >= _operand_data("ge", other))
 
     # ---------------------------------------------------------------- elementwise math
     def neg(self):
@@ -378,11 +434,30 @@ class Tensor:
     def erf(self):
         return ops.Erf.apply(self)
 
+    def tan(self):
+        return ops.Tan.apply(self)
+
+    def log2(self):
+        return ops.Log2.apply(self)
+
     def square(self):
         return self * self
 
     def sign(self):
-        return Tensor._wrap(np.sign(self.data))
+        """−1, 0 or 1; in the graph with a zero gradient (as torch)."""
+        return self if self.dtype == np.bool_ else ops.Sign.apply(self)
+
+    def floor(self):
+        """⌊x⌋ (zero gradient); integer tensors are returned as they are."""
+        return ops.Floor.apply(self) if self.dtype.kind in _FLOAT_KINDS else self
+
+    def ceil(self):
+        """⌈x⌉ (zero gradient); integer tensors are returned as they are."""
+        return ops.Ceil.apply(self) if self.dtype.kind in _FLOAT_KINDS else self
+
+    def trunc(self):
+        """x rounded toward zero (zero gradient); integer tensors are returned as they are."""
+        return ops.Trunc.apply(self) if self.dtype.kind in _FLOAT_KINDS else self
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
@@ -404,8 +479,8 @@ class Tensor:
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         axis, keepdims = _axis_args("mean", self, axis, keepdims, dim, keepdim)
-        count = _reduced_count(self.shape, axis)
-        return ops.Sum.apply(self, axis=axis, keepdims=keepdims) * (1.0 / count)
+        count = _reduced_count(self.shape, axis)  # 0 over an empty dimension: the mean is NaN (as torch)
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims) * (1.0 / count if count else float("nan"))
 
     def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         """Maximum values (like ``torch.amax``; for the indices use ``argmax``).
@@ -448,6 +523,14 @@ class Tensor:
         axis, keepdims = _axis_args("logsumexp", self, axis, keepdims, dim, keepdim)
         return ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
 
+    def cumsum(self, dim: int, *, dtype=None):
+        """Running sum along ``dim`` (bool and integer tensors give int64, as torch)."""
+        x = self if dtype is None else self.astype(_check_dtype("cumsum", dtype))
+        axis = _norm_axis("cumsum", x.ndim, dim)
+        if x.ndim == 0:
+            return ops.Cumsum.apply(x.reshape(1), axis=0).reshape(())
+        return ops.Cumsum.apply(x, axis=axis)
+
     def softmax(self, dim: int = -1):
         return ops.Softmax.apply(self, axis=_norm_axis("softmax", self.ndim, dim))
 
@@ -456,7 +539,7 @@ class Tensor:
 
     # ---------------------------------------------------------------- shape
     def reshape(self, *shape):
-        new_shape = _resolve_shape("reshape", self.shape, _shape_arg(shape))
+        new_shape = _resolve_shape("reshape", self.shape, _shape_arg("reshape", shape))
         if new_shape == self.shape:
             return self
         return ops.Reshape.apply(self, shape=new_shape)
@@ -485,7 +568,7 @@ class Tensor:
         return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
 
     def permute(self, *dims):
-        dims = _shape_arg(dims)
+        dims = _shape_arg("permute", dims)
         if sorted(_norm_axis("permute", self.ndim, d) for d in dims) != list(range(self.ndim)):
             raise ValueError(f"permute: dims {tuple(dims)} are not a permutation of {self.ndim} dimensions")
         axes = tuple(_norm_axis("permute", self.ndim, d) for d in dims)
@@ -501,7 +584,7 @@ class Tensor:
     swapaxes = transpose
 
     def expand(self, *sizes):
-        sizes = _shape_arg(sizes)
+        sizes = _shape_arg("expand", sizes)
         if len(sizes) < self.ndim:
             raise ValueError(f"expand: cannot expand shape {self.shape} to {tuple(sizes)} (fewer dimensions)")
         lead = len(sizes) - self.ndim
@@ -514,6 +597,43 @@ class Tensor:
         return ops.Expand.apply(self, shape=target)
 
     broadcast_to = expand
+
+    def repeat(self, *sizes):
+        """Tile the tensor ``sizes[i]`` times along dimension i (torch's ``repeat``, NumPy's ``tile``); more
+        sizes than dimensions add leading ones. Built as reshape → expand → reshape, so the gradient sums the tiles."""
+        sizes = _shape_arg("repeat", sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: got {len(sizes)} repeat counts for a tensor with {self.ndim} dimensions "
+                             f"(shape {self.shape}); give at least {self.ndim}")
+        if any(r < 0 for r in sizes):
+            raise ValueError(f"repeat: repeat counts must be >= 0, got {sizes}")
+        shape = (1,) * (len(sizes) - self.ndim) + self.shape
+        tiles = tuple(v for r, n in zip(sizes, shape) for v in (r, n))  # (r0, n0, r1, n1, …)
+        tiled = self.reshape(tuple(v for n in shape for v in (1, n))).expand(*tiles)
+        return tiled.reshape(tuple(r * n for r, n in zip(sizes, shape)))
+
+    def flip(self, *dims):
+        """Reverse the order along each of ``dims`` (a copy in torch; here a reversed view, same values)."""
+        dims = _shape_arg("flip", dims)
+        axes = {_norm_axis("flip", self.ndim, d) for d in dims}
+        if len(axes) != len(dims):
+            raise ValueError(f"flip: dims {dims} name a dimension twice")
+        if self.ndim == 0 or not axes:
+            return self
+        return self[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(self.ndim))]
+
+    def tril(self, diagonal: int = 0):
+        """The lower triangle of the last two dimensions (on and below ``diagonal``); zeros above."""
+        return self._triangle("tril", np.tri(*self.shape[-2:], k=diagonal, dtype=bool) if self.ndim >= 2 else None)
+
+    def triu(self, diagonal: int = 0):
+        """The upper triangle of the last two dimensions (on and above ``diagonal``); zeros below."""
+        return self._triangle("triu", ~np.tri(*self.shape[-2:], k=diagonal - 1, dtype=bool) if self.ndim >= 2 else None)
+
+    def _triangle(self, op: str, keep):
+        if keep is None:
+            raise ValueError(f"{op}: the input must have at least 2 dimensions, got shape {self.shape}")
+        return ops.Where.apply(self, Tensor._wrap(np.zeros((), self.dtype)), condition=keep)
 
     def sum_to(self, shape):
         """Sum broadcast dimensions away so the result has ``shape`` (the inverse of expand)."""
@@ -589,12 +709,6 @@ def _promote(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return a, b
 
 
-def _shape_arg(shape) -> tuple:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
-
-
 def _resolve_shape(op: str, old: tuple, new: tuple) -> tuple:
     size = int(np.prod(old))
     if new.count(-1) > 1:
@@ -638,6 +752,35 @@ def _reduced_count(shape: tuple, axis) -> int:
     return int(np.prod([shape[a] for a in axes]))
 
 
+def _operand(op: str, other) -> np.ndarray:
+    """A non-Tensor operand as a numeric array; None, a str or a ragged list is an error naming ``op``."""
+    return _numeric_array(op, "the other operand", other)
+
+
+def _operand_data(op: str, other):
+    """The data of an operand for NumPy: a Tensor's array, a Python number as is, else a numeric array."""
+    if isinstance(other, Tensor):
+        return other.data
+    if type(other) in (float, int, bool):
+        return other
+    return _operand(op, other)
+
+
+def _is_numbers(other) -> bool:
+    try:
+        _operand_data("eq", other)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _scaled(t: Tensor, other, alpha, op: str):
+    """alpha·other for ``add``/``sub`` (``other`` unchanged when alpha is 1)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Number):
+        raise TypeError(f"{op}: alpha must be a number, got {_describe(alpha)}")
+    return other if alpha == 1 else t._lift(other, op) * alpha
+
+
 def _check_nonempty_reduction(op, t, axis):
     if _reduced_count(t.shape, axis) == 0:
         raise ValueError(f"{op}: cannot reduce over an empty dimension (input shape {t.shape})")
@@ -662,18 +805,18 @@ def _index_arg(index):
 # ----------------------------------------------------------------------------------------------
 # functions of several tensors
 # ----------------------------------------------------------------------------------------------
-def _as_tensor(x, like: Tensor | None = None) -> Tensor:
+def _as_tensor(x, like: Tensor | None = None, op: str = "Tensor") -> Tensor:
     if isinstance(x, Tensor):
         return x
     if like is not None:
-        return like._lift(x)
-    return Tensor(x)
+        return like._lift(x, op)
+    return Tensor(_default_array(x, fn=op))
 
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands, batched and broadcast batch dims."""
-    a = _as_tensor(a, b if isinstance(b, Tensor) else None)
-    b = _as_tensor(b, a)
+    a = _as_tensor(a, b if isinstance(b, Tensor) else None, "matmul")
+    b = _as_tensor(b, a, "matmul")
     if a.data.dtype != b.data.dtype:
         a, b = _promote("matmul", a, b)
     try:
@@ -699,9 +842,9 @@ def where(condition, x, y) -> Tensor:
         if cond.dtype != np.bool_:
             raise TypeError(f"where: condition must be bool, got dtype {cond.dtype}")
     like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else None
-    if like is None:
-        raise TypeError("where: at least one of x and y must be a Tensor")
-    x, y = _promote("where", _as_tensor(x, like), _as_tensor(y, like))
+    if like is None:  # two numbers: tensors as torch.where makes them (int64, or float32 if either is a float)
+        x, y = Tensor(_default_array(x, fn="where")), Tensor(_default_array(y, fn="where"))
+    x, y = _promote("where", _as_tensor(x, like, "where"), _as_tensor(y, like, "where"))
     try:
         np.broadcast_shapes(cond.shape, x.shape, y.shape)
     except ValueError:
@@ -712,13 +855,13 @@ def where(condition, x, y) -> Tensor:
 def maximum(a, b) -> Tensor:
     """Elementwise maximum; at ties each side gets half the gradient (as torch.maximum)."""
     like = a if isinstance(a, Tensor) else b
-    return ops.Maximum.apply(*_promote("maximum", _as_tensor(a, like), _as_tensor(b, like)))
+    return ops.Maximum.apply(*_promote("maximum", _as_tensor(a, like, "maximum"), _as_tensor(b, like, "maximum")))
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum = -maximum(-a, -b)."""
     like = a if isinstance(a, Tensor) else b
-    return -maximum(-_as_tensor(a, like), -_as_tensor(b, like))
+    return -maximum(-_as_tensor(a, like, "minimum"), -_as_tensor(b, like, "minimum"))
 
 
 def cat(tensors, dim: int = 0) -> Tensor:
@@ -726,7 +869,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
-    tensors = [_as_tensor(t, tensors[0] if isinstance(tensors[0], Tensor) else None) for t in tensors]
+    tensors = [_as_tensor(t, tensors[0] if isinstance(tensors[0], Tensor) else None, "cat") for t in tensors]
     first = tensors[0]
     axis = _norm_axis("cat", first.ndim, dim)
     for i, t in enumerate(tensors):
@@ -752,7 +895,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
         if np.shape(_raw(t)) != shape:
             raise ValueError(f"stack: tensor {i} has shape {np.shape(_raw(t))}, tensor 0 has {shape}")
     d = _norm_axis("stack", len(shape) + 1, dim)
-    return cat([_as_tensor(t).unsqueeze(d) for t in tensors], dim=d)
+    return cat([_as_tensor(t, op="stack").unsqueeze(d) for t in tensors], dim=d)
 
 
 def split(t: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:

@@ -179,15 +179,22 @@ def create_pretraining_data(documents: list[list[list[int]]], tokenizer, max_seq
         for index in range(len(documents)):
             pairs += pairs_from_document(documents, index, max_seq_length, short_seq_prob, rng)
     order = rng.permutation(len(pairs))
+    return pair_arrays([(a, b, NOT_NEXT if random_next else IS_NEXT) for a, b, random_next in pairs], order,
+                       tokenizer, max_seq_length)
+
+
+def pair_arrays(pairs: list, order, tokenizer, max_seq_length: int) -> PretrainingData:
+    """``[CLS] A [SEP] B [SEP] [PAD]…`` rows of (tokens_a, tokens_b, label) ``pairs`` taken in ``order``;
+    the label goes to ``next_sentence_label`` (NSP here; ALBERT's sentence order in ``models.pretraining_data``)."""
     N, L = len(pairs), max_seq_length
     ids = np.full((N, L), tokenizer.pad_token_id, dtype=np.int64)
     types = np.zeros((N, L), dtype=np.int64)
     attn = np.zeros((N, L), dtype=np.int64)
     special = np.ones((N, L), dtype=bool)
-    nsp = np.zeros(N, dtype=np.int64)
+    labels = np.zeros(N, dtype=np.int64)
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
     for row, k in enumerate(order):
-        a, b, random_next = pairs[k]
+        a, b, label = pairs[k]
         seq = [cls_id, *a, sep_id, *b, sep_id]
         n = len(seq)
         ids[row, :n] = seq
@@ -195,8 +202,8 @@ def create_pretraining_data(documents: list[list[list[int]]], tokenizer, max_seq
         attn[row, :n] = 1
         special[row, 1:len(a) + 1] = False
         special[row, len(a) + 2:n - 1] = False
-        nsp[row] = NOT_NEXT if random_next else IS_NEXT
-    return PretrainingData(ids, types, attn, special, nsp, len(tokenizer.vocab), tokenizer.mask_token_id)
+        labels[row] = label
+    return PretrainingData(ids, types, attn, special, labels, len(tokenizer.vocab), tokenizer.mask_token_id)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -350,6 +357,33 @@ def pretraining_loss(model, batch) -> tuple:
                          "nsp_accuracy": (nsp_correct, len(nsp_labels))}
 
 
+def pretraining_trainer(model, num_examples: int, config: PretrainConfig, loss_fn: Callable = pretraining_loss,
+                        checkpoint_path=None, max_steps: int | None = None, progress: bool = False,
+                        log: Callable | None = None, time_budget: float | None = None, rngs: dict | None = None,
+                        run_config: dict | None = None, total_steps: int | None = None) -> Trainer:
+    """The ``models.training.Trainer`` of a pre-training run of ``num_examples`` sequences: AdamW (no decay on
+    biases and LayerNorm), linear warm-up then decay over all the optimizer steps, clipping, accumulation,
+    seeded dropout. ``loss_fn(model, batch)``: the objective (BERT's MLM + NSP by default; RoBERTa's, ALBERT's
+    and ELECTRA's in ``models.pretraining_data``); ``rngs``: more random streams its steps draw from (saved in
+    checkpoints); ``run_config``: more options a resumed run must share; ``total_steps``: the length of the
+    schedule when the run is a number of steps rather than of epochs (with ``max_steps``)."""
+    steps_per_epoch = num_batches(num_batches(num_examples, config.batch_size), config.grad_accum_steps)
+    total_steps = total_steps or steps_per_epoch * config.epochs
+    optimizer = AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    generator = minigrad.Generator(config.seed)  # dropout masks
+    attach_dropout_generator(model, generator)
+    return Trainer(model, optimizer, loss_fn,
+                   TrainConfig(epochs=config.epochs, grad_accum_steps=config.grad_accum_steps,
+                               max_grad_norm=config.max_grad_norm, max_steps=max_steps, time_budget=time_budget,
+                               checkpoint_every=config.checkpoint_every),
+                   scheduler=scheduler, checkpoint_path=checkpoint_path,
+                   rngs={"dropout": generator, "global": minigrad.default_generator, **(rngs or {})},
+                   run_config={**{k: v for k, v in asdict(config).items() if k != "checkpoint_every"},
+                               **(run_config or {})},
+                   name="pretrain", log=log, progress=progress)
+
+
 def pretrain(model, data: PretrainingData, config: PretrainConfig, checkpoint_path=None, resume: bool = False,
              max_steps: int | None = None, progress: bool = False, log: Callable | None = None,
              time_budget: float | None = None) -> History:
@@ -362,20 +396,8 @@ def pretrain(model, data: PretrainingData, config: PretrainConfig, checkpoint_pa
     ``time_budget`` (seconds, all sessions) too.
     ``progress`` draws a bar (on a terminal only); ``log(line)`` gets one line per finished epoch.
     """
-    steps_per_epoch = num_batches(num_batches(len(data), config.batch_size), config.grad_accum_steps)
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    generator = minigrad.Generator(config.seed)  # dropout masks
-    attach_dropout_generator(model, generator)
-    loop = Trainer(model, optimizer, pretraining_loss,
-                   TrainConfig(epochs=config.epochs, grad_accum_steps=config.grad_accum_steps,
-                               max_grad_norm=config.max_grad_norm, max_steps=max_steps, time_budget=time_budget,
-                               checkpoint_every=config.checkpoint_every),
-                   scheduler=scheduler, checkpoint_path=checkpoint_path,
-                   rngs={"dropout": generator, "global": minigrad.default_generator},
-                   run_config={k: v for k, v in asdict(config).items() if k != "checkpoint_every"},
-                   name="pretrain", log=log, progress=progress)
+    loop = pretraining_trainer(model, len(data), config, pretraining_loss, checkpoint_path, max_steps, progress, log,
+                               time_budget)
     if resume:
         loop.resume()
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -366,6 +367,62 @@ def composite_case(draw):
     return Instance([x, w], lambda ns, a, b: ((a @ b).tanh() * a.sum(1, keepdim=True) + 1.0).log_softmax(-1))
 
 
+@st.composite
+def scaled_unary(draw, fn, scale, domain="real"):
+    """A unary case on inputs spread over [-scale·3, scale·3] or so: reaches an activation's corners (relu6 at 6)."""
+    x = draw(array(draw(shapes0), domain)) * scale
+    return Instance([x], fn)
+
+
+@st.composite
+def repeat_case(draw):
+    shape = draw(shapes0)
+    counts = tuple(draw(st.integers(1, 3)) for _ in range(max(len(shape), 1) + draw(st.integers(0, 2))))
+    return Instance([draw(array(shape))], lambda ns, t: t.repeat(*counts))
+
+
+@st.composite
+def flip_case(draw):
+    shape = draw(shapes)
+    dims = draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=len(shape),
+                         unique_by=lambda d: d % len(shape)))
+    return Instance([draw(array(shape))], lambda ns, t: t.flip(*dims))
+
+
+@st.composite
+def triangle_case(draw, name):
+    shape = draw(hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=4))
+    diagonal = draw(st.integers(-2, 2))
+    return Instance([draw(array(shape))], lambda ns, t: getattr(t, name)(diagonal))
+
+
+@st.composite
+def cumsum_case(draw):
+    shape = draw(shapes0)
+    dim = draw(st.integers(-max(len(shape), 1), max(len(shape), 1) - 1))
+    return Instance([draw(array(shape))], lambda ns, t: t.cumsum(dim))
+
+
+@st.composite
+def comparison_methods_case(draw):
+    """The comparison methods pick which input flows into the result (a tie is measure-zero)."""
+    (sa, sb), _ = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+
+    def fn(ns, a, b):
+        return (a * a.gt(b) + b * a.lt(b) + (a - b) * a.ge(b) + a * b * a.le(b) + a * a.eq(b) + b * a.ne(b)
+                + a * a.gt(0.0))
+
+    a, b = draw(array(sa, "nonzero")), draw(array(sb))
+    assume(np.all(np.abs(a - b) > 1e-3))  # equal seeds draw equal arrays: ties are not measure-zero here
+    return Instance([a, b], fn)
+
+
+@st.composite
+def eye_case(draw):
+    n, m = draw(small_dim), draw(small_dim)
+    return Instance([draw(array((draw(small_dim), n)))], lambda ns, t: t @ ns.lib.eye(n, m, dtype=t.dtype))
+
+
 CASES: dict[str, st.SearchStrategy] = {
     "add": binary(lambda ns, a, b: a + b),
     "radd_scalar": unary(lambda ns, a: 2.5 + a),
@@ -426,4 +483,36 @@ CASES: dict[str, st.SearchStrategy] = {
     "dropout_p0": dropout_case(),
     "embedding": embedding_case(),
     "composite": composite_case(),
+    # what a PyTorch user reaches for (issue 14): the operators' method forms ...
+    "add_method": binary(lambda ns, a, b: a.add(b, alpha=2.5)),
+    "sub_method": binary(lambda ns, a, b: a.sub(b, alpha=0.5)),
+    "mul_method": binary(lambda ns, a, b: a.mul(b)),
+    "div_method": binary(lambda ns, a, b: a.div(b), domain_b="nonzero"),
+    "pow_method": binary(lambda ns, a, b: a.pow(b), domain_a="positive"),
+    "comparison_methods": comparison_methods_case(),
+    # ... elementwise math, the step functions (zero gradient, in the graph) ...
+    "tan": unary(lambda ns, a: a.tan(), domain="unit"),
+    "log2": unary(lambda ns, a: a.log2(), domain="positive"),
+    "sign": unary(lambda ns, a: a.sign() * a, domain="nonzero"),
+    "floor": scaled_unary(lambda ns, a: a.floor() + a, 3.0),
+    "ceil": scaled_unary(lambda ns, a: a.ceil() * a, 3.0),
+    "trunc": scaled_unary(lambda ns, a: a.trunc() - a, 3.0),
+    # ... activations ...
+    "elu": unary(lambda ns, a: ns.F.elu(a, alpha=1.5), domain="nonzero"),
+    # torch's celu backward rounds 1/α through float32 (1.0 / alpha.toFloat()): an α exact in float32 keeps parity
+    "celu": unary(lambda ns, a: ns.F.celu(a, alpha=0.75), domain="nonzero"),
+    "leaky_relu": unary(lambda ns, a: ns.F.leaky_relu(a, negative_slope=0.2), domain="nonzero"),
+    "hardtanh": scaled_unary(lambda ns, a: ns.F.hardtanh(a, -0.5, 1.5), 2.0),
+    "relu6": scaled_unary(lambda ns, a: ns.F.relu6(a), 4.0),
+    "hardswish": scaled_unary(lambda ns, a: ns.F.hardswish(a), 3.0),
+    "softsign": unary(lambda ns, a: ns.F.softsign(a), domain="nonzero"),
+    "mish": scaled_unary(lambda ns, a: ns.F.mish(a), 3.0),
+    # ... shape ops and factories
+    "repeat": repeat_case(),
+    "flip": flip_case(),
+    "tril": triangle_case("tril"),
+    "triu": triangle_case("triu"),
+    "cumsum": cumsum_case(),
+    "eye": eye_case(),
+    "full_like": unary(lambda ns, a: a * ns.lib.full_like(a, 2.5) + ns.lib.full_like(a, -1.0)),
 }

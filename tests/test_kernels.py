@@ -205,6 +205,17 @@ def test_gelu_float32_kernel_equals_exact_op(shape, seed):
     np.testing.assert_allclose(s_k[0], s_r[0], rtol=1e-5, atol=1e-5)  # second order: the same exact rule
 
 
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=2), seed=st.integers(0, 999))
+def test_gelu_tanh_float32_kernel_equals_op(shape, seed):
+    """float32: GPT-2's gelu_new (the tanh approximation), fused kernel against the op, to float32 rounding."""
+    x = (_rng(seed).standard_normal(tuple(shape)) * 4).astype(np.float32)
+    (o_k, g_k, s_k), (o_r, g_r, s_r) = _paths(lambda t: t.gelu(approximate="tanh"), [x])
+    np.testing.assert_allclose(o_k, o_r, rtol=0, atol=1e-6 * max(1.0, float(np.abs(x).max())))
+    np.testing.assert_allclose(g_k[0], g_r[0], rtol=0, atol=4e-6)
+    np.testing.assert_allclose(s_k[0], s_r[0], rtol=1e-5, atol=1e-5)  # second order: the op's own rule
+
+
 def test_reference_switch_restores_and_rejects_bad_environment():
     start = kernels.using_reference()  # False, or True under MINIGRAD_KERNELS=reference
     with kernels.reference():

@@ -1,7 +1,11 @@
 """Checkpoints: safetensors save/load, atomic writes, training checkpoints."""
 import math
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +240,108 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="load_checkpoint: no such file"):
         load_checkpoint(tmp_path / "nothing.safetensors")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.safetensors"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Killed writers: the temporary file is recognisable and the next save of the target removes it
+# ----------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+# A save that stops between writing the bytes and the rename, until the test kills it (SIGKILL: no cleanup runs).
+_SLOW_SAVE = """
+import sys, time
+import numpy as np
+import safetensors.numpy
+from minigrad import serialization
+real = safetensors.numpy.save_file
+def written_then_wait(arrays, path, metadata=None):
+    real(arrays, path, metadata=metadata)
+    print("written", flush=True)
+    time.sleep(120)
+safetensors.numpy.save_file = written_then_wait
+serialization.save({"w": np.full(1000, 2.0)}, sys.argv[1])
+"""
+# The same for models.text.atomic_write_text: half the bytes are on disk when it is killed.
+_SLOW_TEXT_WRITE = """
+import sys, time
+from pathlib import Path
+from models.text import atomic_write_text
+def half_then_wait(self, data):
+    with open(self, "wb") as f:
+        f.write(data[: len(data) // 2])
+    print("written", flush=True)
+    time.sleep(120)
+Path.write_bytes = half_then_wait
+atomic_write_text(sys.argv[1], "new text " * 1000)
+"""
+
+
+def _partials(folder: Path, target: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.startswith(f".{target}.partial.") and p.name.endswith(".tmp"))
+
+
+def _kill_mid_write(script: str, target: Path) -> subprocess.Popen:
+    """Start a writer of ``target``, wait until its bytes are on disk, SIGKILL it; returns the dead process."""
+    proc = _start_writer(script, target)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    return proc
+
+
+def _start_writer(script: str, target: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    watchdog = threading.Timer(60, proc.kill)  # never hang the suite if the writer does not get there
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        watchdog.cancel()
+    assert line.strip() == "written", proc.stderr.read()
+    return proc
+
+
+needs_posix = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and pid liveness checks are POSIX")
+
+
+@needs_posix
+def test_killed_save_leaves_a_recognisable_partial_that_the_next_save_removes(tmp_path):
+    target = tmp_path / "model.safetensors"
+    save({"w": np.ones(3)}, target)
+    proc = _kill_mid_write(_SLOW_SAVE, target)
+    (partial,) = _partials(tmp_path, target.name)
+    assert f".{proc.pid}." in partial.name and partial.stat().st_size > 0
+    np.testing.assert_array_equal(load(target)["w"], np.ones(3))  # the old file is intact
+    unrelated = tmp_path / f".other.safetensors.partial.{serialization._host()}.{proc.pid}.00000000.tmp"
+    unrelated.write_bytes(b"x")  # an orphan of another target: not this save's business
+    save({"w": np.zeros(2)}, target)
+    assert _partials(tmp_path, target.name) == [] and unrelated.exists()
+    np.testing.assert_array_equal(load(target)["w"], np.zeros(2))
+    assert serialization.remove_orphaned_partials(tmp_path / "other.safetensors") == [unrelated]
+
+
+@needs_posix
+def test_the_partial_of_a_running_writer_is_left_alone(tmp_path):
+    target = tmp_path / "model.safetensors"
+    proc = _start_writer(_SLOW_SAVE, target)
+    try:
+        save({"w": np.zeros(2)}, target)  # a concurrent save of the same target
+        assert len(_partials(tmp_path, target.name)) == 1  # the other writer's file: still being written
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    save({"w": np.zeros(2)}, target)
+    assert _partials(tmp_path, target.name) == []
+
+
+@needs_posix
+def test_killed_text_write_is_cleaned_by_the_next_write(tmp_path):
+    from models.text import atomic_write_text
+
+    target = tmp_path / "vocab.json"
+    atomic_write_text(target, "old")
+    _kill_mid_write(_SLOW_TEXT_WRITE, target)
+    assert len(_partials(tmp_path, target.name)) == 1 and target.read_text() == "old"
+    atomic_write_text(target, "new")
+    assert _partials(tmp_path, target.name) == [] and target.read_text() == "new"

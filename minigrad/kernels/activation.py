@@ -90,9 +90,74 @@ class GeluFloat32(Function):
         return _gelu_float32(x, g)
 
 
+# ----------------------------------------------------------------------------------------------
+# The tanh approximation (GPT-2's ``gelu_new``): GELU(x) ≈ x·(1 + tanh u)/2,  u = √(2/π)·(x + 0.044715·x³)
+# ----------------------------------------------------------------------------------------------
+_TANH_K = math.sqrt(2.0 / math.pi)
+_TANH_C = 0.044715
+
+
+def _gelu_tanh_float32(x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+    """GELU_tanh(x) (g None) or g·GELU_tanh'(x), blockwise in float32 (the reference ``ops.GeluTanh`` writes x³
+    as ``x ** 3``, a slow power in NumPy; here it is two products):
+
+        y = x·(1 + t)/2,   y' = (1 + t)/2 + x·(1 − t²)·(du/dx)/2,   du/dx = √(2/π)·(1 + 3·0.044715·x²),  t = tanh u
+    """
+    f = x.dtype.type
+    xs = np.ascontiguousarray(x).reshape(-1)
+    gs = None if g is None else np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
+    out = np.empty_like(xs)
+    c_buf, t_buf = (np.empty(min(_GELU_CHUNK, xs.size), x.dtype) for _ in range(2))
+    for start in range(0, xs.size, _GELU_CHUNK):
+        xb = xs[start:start + _GELU_CHUNK]
+        q, c, t = out[start:start + xb.size], c_buf[:xb.size], t_buf[:xb.size]
+        np.clip(xb, f(-GELU_FLAT), f(GELU_FLAT), out=c)  # tanh u = ±1 beyond: no overflow in x³
+        np.multiply(c, c, out=t)                            # x²
+        np.multiply(t, f(_TANH_C), out=q)
+        q += f(1.0)
+        q *= c
+        q *= f(_TANH_K)                                     # u = √(2/π)·x·(1 + 0.044715·x²)
+        if gs is None:
+            np.tanh(q, out=q)
+            q += f(1.0)
+            q *= f(0.5)
+            np.maximum(xb, f(-GELU_FLAT), out=t)
+            q *= t                                          # x·(1 + t)/2, with GELU(−inf) = −0
+        else:
+            t *= f(3 * _TANH_C)
+            t += f(1.0)
+            t *= f(_TANH_K)                                 # du/dx
+            np.tanh(q, out=q)                               # t
+            t *= c
+            np.multiply(q, q, out=c)                        # t² (c is no longer needed)
+            np.subtract(f(1.0), c, out=c)
+            t *= c                                          # x·(1 − t²)·du/dx
+            q += f(1.0)
+            q += t
+            q *= f(0.5)
+            q *= gs[start:start + xb.size]
+    return out.reshape(x.shape)
+
+
+class GeluTanhFloat32(Function):
+    """GELU's tanh approximation for float32 arrays, blockwise;  d/dx = (1 + t)/2 + x(1 − t²)·u'/2, recomputed in
+    backward. Under create_graph the rule is the reference op's (differentiable again)."""
+
+    def forward(self, x):
+        return _gelu_tanh_float32(x)
+
+    def backward(self, g):
+        (x,) = self.args()
+        if is_grad_enabled():
+            return ops.GeluTanh.backward(self, g)
+        return _gelu_tanh_float32(x, g)
+
+
 def gelu(x, approximate: str = "none"):
-    """GELU of a Tensor: the float32 kernel, or the exact op (other dtypes, ``kernels.reference()``)."""
+    """GELU of a Tensor: the float32 kernels, or the exact ops (other dtypes, ``kernels.reference()``)."""
     if approximate == "tanh":
+        if x.dtype == np.float32 and not using_reference():
+            return GeluTanhFloat32.apply(x)
         return ops.GeluTanh.apply(x)
     if approximate != "none":
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
@@ -101,4 +166,4 @@ def gelu(x, approximate: str = "none"):
     return ops.Gelu.apply(x)
 
 
-__all__ = ["GeluFloat32", "gelu"]
+__all__ = ["GeluFloat32", "GeluTanhFloat32", "gelu"]

@@ -2,7 +2,8 @@
 from minigrad.nn.parameter import Parameter
 from minigrad.nn.module import Module, ModuleDict, ModuleList, Sequential
 from minigrad.nn.linear import Identity, Linear
-from minigrad.nn.activation import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from minigrad.nn.activation import (CELU, ELU, GELU, Hardswish, Hardtanh, LeakyReLU, LogSoftmax, Mish, ReLU,
+                                    ReLU6, Sigmoid, Softmax, Softplus, Softsign, Tanh)
 from minigrad.nn.dropout import Dropout
 from minigrad.nn.losses import (BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, KLDivLoss, L1Loss,
                                 MSELoss, NLLLoss, SmoothL1Loss)
@@ -17,7 +18,7 @@ from minigrad.nn import init, utils
 
 __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "Sequential", "Linear", "Identity",
            "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
-           "Softplus", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss",
+           "Softplus", "ELU", "CELU", "LeakyReLU", "Hardtanh", "ReLU6", "Hardswish", "Softsign", "Mish", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss",
            "KLDivLoss", "CosineEmbeddingLoss",
            "RNNBase", "RNN", "GRU", "LSTM", "RNNCellBase", "RNNCell", "GRUCell", "LSTMCell",
            "AdditiveAttention", "LuongAttention", "MultiheadAttention", "KVCache",

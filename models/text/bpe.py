@@ -147,7 +147,7 @@ def read_tokenizer_json(path) -> tuple[dict[str, int], list[tuple[str, str]], bo
     return vocab, merges, bool(pre.get("add_prefix_space", False))
 
 
-def _check_vocab(vocab, where: str) -> dict[str, int]:
+def _check_vocab(vocab, where: str, missing_bytes: str = "error") -> dict[str, int]:
     if not isinstance(vocab, dict) or not vocab:
         raise TypeError(f"{where}: vocab must be a non-empty dict {{token: id}}, got {type(vocab).__name__}")
     bad = [(t, i) for t, i in vocab.items() if not isinstance(t, str) or not t
@@ -157,9 +157,11 @@ def _check_vocab(vocab, where: str) -> dict[str, int]:
     if sorted(vocab.values()) != list(range(len(vocab))):
         raise ValueError(f"{where}: vocab must map its {len(vocab)} tokens to the ids 0..{len(vocab) - 1} "
                          f"exactly once each; got ids {sorted(vocab.values())[:5]}... to {max(vocab.values())}")
+    if missing_bytes not in ("error", "drop"):
+        raise ValueError(f"{where}: missing_bytes must be 'error' or 'drop', got {missing_bytes!r}")
     missing = [b for b, c in bytes_to_unicode().items() if c not in vocab]
-    if missing:
-        # HF's Rust BPE would silently drop these bytes; refuse instead.
+    if missing and missing_bytes == "error":
+        # HF's Rust BPE would silently drop these bytes; refuse unless asked to do the same.
         raise ValueError(f"{where}: a byte-level vocab must hold all 256 byte symbols; missing the "
                          f"symbols of bytes {missing[:10]}{'...' if len(missing) > 10 else ''}")
     return vocab
@@ -213,12 +215,18 @@ class ByteLevelBPE:
     the text. ``add_prefix_space`` puts a space before each piece of text that does not start
     with one (HF's option); ``ignore_merges`` takes a whole piece that is a vocabulary entry as is
     (used by Llama-3-style tokenizers). At most ``cache_size`` pieces keep their ids cached.
+    ``missing_bytes="drop"`` accepts a vocabulary without some byte symbols (SmolLM2's has no token
+    for bytes such as 0x04 or 0xC0) and drops those bytes before merging, as HF's BPE without an
+    unknown token does; the default refuses such a vocabulary.
     """
 
     def __init__(self, vocab: dict[str, int], merges, pattern: str = GPT2_PATTERN, special_tokens=(),
-                 *, add_prefix_space: bool = False, ignore_merges: bool = False, cache_size: int = 100_000):
+                 *, add_prefix_space: bool = False, ignore_merges: bool = False, cache_size: int = 100_000,
+                 missing_bytes: str = "error"):
         where = type(self).__name__
-        self.vocab = _check_vocab(vocab, where)
+        self.vocab = _check_vocab(vocab, where, missing_bytes)
+        self.missing_bytes = missing_bytes
+        self._absent = frozenset(c for c in _byte_table().values() if c not in self.vocab)  # dropped symbols
         self.ids_to_tokens = sorted(vocab, key=vocab.__getitem__)
         self.merges, self.ranks = _merge_ranks(merges, self.vocab, where)
         self.pattern = pattern
@@ -308,6 +316,8 @@ class ByteLevelBPE:
                 # Character index of each byte of the word, then each token's bytes -> characters.
                 byte_chars = [i for i, ch in enumerate(word) for _ in range(len(ch.encode("utf-8")))] \
                     if not word.isascii() else range(len(word))
+                if self._absent:  # the bytes the vocabulary has no symbol for were dropped
+                    byte_chars = [i for i, s in zip(byte_chars, _as_byte_symbols(word)) if s not in self._absent]
                 first_byte = 0
                 for token_id in ids:
                     last_byte = first_byte + self._byte_lengths[token_id]
@@ -325,6 +335,8 @@ class ByteLevelBPE:
             raise ValueError(f"{type(self).__name__}.encode: text holds a lone surrogate "
                              f"{word[err.start]!r}, which is not a Unicode character and has no UTF-8 "
                              "bytes") from None
+        if self._absent and not self._absent.isdisjoint(spelled):
+            spelled = "".join(c for c in spelled if c not in self._absent)
         token = self.vocab.get(spelled) if self.ignore_merges else None
         ids = (token,) if token is not None else tuple(self.vocab[s] for s in self.merge_symbols(spelled))
         if len(self._cache) >= self.cache_size:
@@ -413,7 +425,7 @@ class GPT2Tokenizer(BatchTokenizer):
                  eos_token: str | None = ENDOFTEXT, pad_token: str | None = None, additional_special_tokens=(),
                  add_prefix_space: bool = False, errors: str = "replace", model_max_length: int | None = None,
                  padding_side: str = "right", truncation_side: str = "right",
-                 pattern: str = GPT2_PATTERN):
+                 pattern: str = GPT2_PATTERN, missing_bytes: str = "error"):
         where = type(self).__name__
         if isinstance(vocab, (str, os.PathLike)):
             vocab = read_vocab_json(vocab)
@@ -433,7 +445,8 @@ class GPT2Tokenizer(BatchTokenizer):
         if missing:
             raise ValueError(f"{where}: special tokens {missing} are not in the vocabulary ({len(vocab)} tokens); "
                              "add them to vocab.json or pass the name of an existing token")
-        self.bpe = ByteLevelBPE(vocab, merges, pattern, self.all_special_tokens, add_prefix_space=add_prefix_space)
+        self.bpe = ByteLevelBPE(vocab, merges, pattern, self.all_special_tokens, add_prefix_space=add_prefix_space,
+                                missing_bytes=missing_bytes)
         self.vocab, self.ids_to_tokens = self.bpe.vocab, self.bpe.ids_to_tokens
         for name, token in specials.items():
             setattr(self, name, token)

@@ -9,16 +9,18 @@
   sentences) or by contiguous chunks (keeps neighbouring, often near-duplicate, lines together
   so validation text is not a paraphrase of training text).
 
-Also home of ``atomic_write_text`` / ``atomic_write_bytes`` (temp file + ``os.replace``).
+Also home of ``atomic_write_text`` / ``atomic_write_bytes`` (temp file + ``os.replace``, via
+``minigrad.serialization.atomic_write``).
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence, TypeVar
 
 import numpy as np
+
+from minigrad.serialization import atomic_write
 
 __all__ = [
     "load_default_corpus",
@@ -35,24 +37,13 @@ T = TypeVar("T")
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
 
-    A reader never sees a half-written file, even if the writer is interrupted.
+    A reader never sees a half-written file, even if the writer is interrupted. The writing is
+    ``minigrad.serialization.atomic_write``'s, so a killed writer's temp file is recognisable and the
+    next successful write of ``path`` removes it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), fn="atomic_write_bytes")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -166,10 +166,15 @@ class Vocab:
             raise TypeError("Vocab.encode: expected a sequence of tokens, got a str; tokenise it first")
         unk = self._stoi.get(UNK) if UNK in self._specials else None
         ids = []
-        for t in tokens:
-            i = self._stoi.get(t, unk)
+        for position, t in enumerate(tokens):
+            i = self._stoi.get(t) if isinstance(t, str) else None
             if i is None:
-                raise ValueError(f"Vocab.encode: token {t!r} is not in the vocab and it has no {UNK!r}")
+                if not isinstance(t, str):  # an id or a nested list would silently become <unk>
+                    raise TypeError(f"Vocab.encode: tokens must be str, got {type(t).__name__} {t!r:.40} at "
+                                    f"position {position}; to turn ids back into tokens use Vocab.decode")
+                if unk is None:
+                    raise ValueError(f"Vocab.encode: token {t!r} is not in the vocab and it has no {UNK!r}")
+                i = unk
             ids.append(i)
         if add_bos:
             ids.insert(0, self.bos_id)

@@ -1,0 +1,88 @@
+"""What every Hugging Face checkpoint reader and writer shares: the file names, the folder and config
+checks, reading the (possibly sharded) ``model.safetensors``, one report of every mismatch between a
+checkpoint and the names/shapes a config implies, and the atomic write of a checkpoint folder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from minigrad.serialization import load as load_safetensors
+from minigrad.serialization import save as save_safetensors
+
+from models.text.corpus import atomic_write_text
+
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+CONFIG_NAME = "config.json"
+
+
+def checkpoint_folder(directory, owner: str) -> Path:
+    """``directory`` as a Path; a clear error when it is not a folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{owner}: {str(directory)!r} is not a directory")
+    return directory
+
+
+def read_config(directory, owner: str) -> dict:
+    """The keys of ``config.json`` in ``directory``."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{owner}: no {CONFIG_NAME} in {str(directory)!r}")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{owner}: {str(path)!r} is not valid JSON ({err})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{owner}: {str(path)!r} must hold a JSON object, got {type(values).__name__}")
+    return values
+
+
+def read_weights(directory, owner: str = "from_pretrained") -> dict[str, np.ndarray]:
+    """``model.safetensors``, or the shards listed in ``model.safetensors.index.json``."""
+    directory = Path(directory)
+    single, index = directory / WEIGHTS_NAME, directory / INDEX_NAME
+    if single.is_file():
+        return load_safetensors(single)
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        state = {}
+        for shard in sorted(set(weight_map.values())):
+            state.update(load_safetensors(directory / shard))
+        return state
+    found = sorted(p.name for p in directory.iterdir())
+    hint = " (PyTorch pickle files are not read: convert them to safetensors)" \
+        if any(n.endswith((".bin", ".pt", ".pth")) for n in found) else ""
+    raise FileNotFoundError(f"{owner}: no {WEIGHTS_NAME} in {str(directory)!r}; found {found}{hint}")
+
+
+def mismatch_report(state: dict, expected: dict, owner: str, summary: str,
+                    skippable: Callable[[str], bool] | None = None, may_be_absent: Iterable[str] = ()) -> str:
+    """Every missing, unexpected and mis-shaped tensor of ``state`` against ``expected`` ({name: shape}),
+    as one message ("" when they match). ``skippable(name)``: names that may be in the file and are not
+    loaded; ``may_be_absent``: expected names the file need not hold (newly initialised)."""
+    absent = set(may_be_absent)
+    skip = skippable or (lambda name: False)
+    missing = [k for k in expected if k not in state and k not in absent]
+    unexpected = [k for k in state if k not in expected and not skip(k)]
+    mis_shaped = [f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(expected[k])}"
+                  for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
+    if not (missing or unexpected or mis_shaped):
+        return ""
+    lines = [f"{owner}: the checkpoint does not match the config ({summary})"]
+    for title, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+        if names:
+            lines.append(f"  {len(names)} {title}: " + ", ".join(names[:20]) + (" …" if len(names) > 20 else ""))
+    return "\n".join(lines)
+
+
+def write_checkpoint(directory, state: dict, config: dict) -> None:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed), atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_safetensors(state, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
