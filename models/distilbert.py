@@ -26,8 +26,6 @@ multiply-adds, half of bert-base's 43.5 G (the book prints 87.0 G for bert-base:
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -45,7 +43,7 @@ from models.bert.functional import Packing, activation, check_inputs
 from models.bert.heads import BertForSequenceClassification, masked_lm_loss
 from models.bert.modeling import BertEmbeddings, BertEncoder, BertPreTrainedModel, BertSelfAttention, ModelOutput
 from models.hf_checkpoint import CONFIG_NAME, checkpoint_folder, mismatch_report, read_weights, write_checkpoint
-from models.text.corpus import atomic_write_text
+from models.hf_config import HFConfig
 
 LAYER_NORM_EPS = 1e-12  # HF's DistilBERT fixes every LayerNorm's epsilon (no config field)
 TIED_NAMES = ("vocab_projector.weight",)  # the MLM projection is the word-embedding matrix
@@ -60,7 +58,7 @@ _IGNORED_KEYS = {"architectures", "model_type", "transformers_version", "_name_o
 # Config
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class DistilBertConfig:
+class DistilBertConfig(HFConfig):
     """HF's ``DistilBertConfig`` fields; defaults are distilbert-base-uncased (6 layers, 768 wide)."""
 
     vocab_size: int = 30522
@@ -82,6 +80,8 @@ class DistilBertConfig:
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # other HF keys, kept for round trips
 
     model_type = "distilbert"
+    ignored_keys = _IGNORED_KEYS
+    carries_labels = True
 
     def __post_init__(self):
         ints = {"vocab_size": 1, "max_position_embeddings": 1, "n_layers": 0, "n_heads": 1, "dim": 1,
@@ -123,50 +123,6 @@ class DistilBertConfig:
     layer_norm_eps = LAYER_NORM_EPS
     type_vocab_size = 0  # no segment embeddings
 
-    # -- dict and JSON ---------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, values: dict, **overrides) -> "DistilBertConfig":
-        """From HF's ``config.json`` keys; unknown keys go to ``extra``, ``id2label`` sets num_labels."""
-        if not isinstance(values, dict):
-            raise TypeError(f"DistilBertConfig.from_dict: expected a dict, got {type(values).__name__}")
-        values = {**values, **overrides}
-        if values.get("model_type", cls.model_type) != cls.model_type:
-            raise ValueError(f"DistilBertConfig.from_dict: model_type is {values['model_type']!r}, "
-                             f"expected {cls.model_type!r}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in values.items() if k in names}
-        extra = {k: v for k, v in values.items() if k not in names and k not in _IGNORED_KEYS}
-        if "num_labels" not in known and isinstance(values.get("id2label"), dict):
-            known["num_labels"] = len(values["id2label"])
-        return cls(**known, extra=extra)
-
-    @classmethod
-    def from_json_file(cls, path, **overrides) -> "DistilBertConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"DistilBertConfig.from_json_file: no such file: {str(path)!r}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"DistilBertConfig.from_json_file: {str(path)!r} is not valid JSON ({err})") from None
-        return cls.from_dict(values, **overrides)
-
-    def to_dict(self) -> dict:
-        """HF's ``config.json`` keys (``id2label``/``label2id`` carry num_labels, as in HF)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "num_labels")}
-        out.update(self.extra)
-        if not isinstance(out.get("id2label"), dict) or len(out["id2label"]) != self.num_labels:
-            out["id2label"] = {str(i): f"LABEL_{i}" for i in range(self.num_labels)}
-            out["label2id"] = {f"LABEL_{i}": i for i in range(self.num_labels)}
-        out["model_type"] = self.model_type
-        return out
-
-    def to_json(self, path) -> None:
-        """Write ``config.json`` atomically (temp file + rename)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    def replace(self, **changes) -> "DistilBertConfig":
-        return dataclasses.replace(self, **changes)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,9 +24,7 @@ key/value heads, G = H / H_kv, d head_dim, I intermediate_size, V vocab_size.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -52,7 +50,7 @@ from models.bert.modeling import ModelOutput
 from models.generation import DecoderCache, generate
 from models.gpt.modeling import attention_bias, causal_lm_loss, check_inputs
 from models.hf_checkpoint import checkpoint_folder, mismatch_report, read_config, read_weights, write_checkpoint
-from models.text.corpus import atomic_write_text
+from models.hf_config import HFConfig
 
 __all__ = ["LlamaConfig", "LlamaRMSNorm", "LlamaRotaryEmbedding", "LlamaAttention", "LlamaMLP",
            "LlamaDecoderLayer", "LlamaPreTrainedModel", "LlamaModel", "LlamaForCausalLM", "BlockQuantizedLinear",
@@ -85,10 +83,11 @@ def smollm2_path() -> Path:
 # The config
 # ----------------------------------------------------------------------------------------------
 @dataclass
-class LlamaConfig:
+class LlamaConfig(HFConfig):
     """Llama's sizes with HF ``LlamaConfig``'s field names. Defaults are SmolLM2-135M's."""
 
     model_type: ClassVar[str] = "llama"
+    ignored_keys: ClassVar[frozenset] = _IGNORED_KEYS
 
     vocab_size: int = 49152
     hidden_size: int = 576  # C
@@ -164,14 +163,9 @@ class LlamaConfig:
         return self.max_position_embeddings
 
     @classmethod
-    def from_dict(cls, values: dict, **overrides) -> "LlamaConfig":
-        """From HF's ``config.json`` keys; RoPE from ``rope_parameters`` (transformers 5) or ``rope_theta``
-        (4). Only the original RoPE is implemented: a scaled one (``llama3``, ``yarn``…) is refused."""
-        if not isinstance(values, dict):
-            raise TypeError(f"{cls.__name__}.from_dict: expected a dict, got {type(values).__name__}")
-        values = {**values, **overrides}
-        if values.get("model_type", cls.model_type) != cls.model_type:
-            raise ValueError(f"{cls.__name__}.from_dict: model_type is {values['model_type']!r}, expected 'llama'")
+    def _from_hf(cls, values: dict, overrides: dict) -> dict:
+        """RoPE from ``rope_parameters`` (transformers 5) or ``rope_theta`` (4). Only the original RoPE is
+        implemented: a scaled one (``llama3``, ``yarn``…) is refused."""
         rope = dict(values.get("rope_parameters") or {})
         scaling = values.get("rope_scaling") or {}
         kind = rope.get("rope_type", scaling.get("rope_type", scaling.get("type", "default")))
@@ -180,24 +174,14 @@ class LlamaConfig:
                              "original rotary embeddings, rope_type 'default')")
         if "rope_theta" in rope and "rope_theta" not in overrides:
             values["rope_theta"] = rope["rope_theta"]
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in values.items() if k in names}
-        extra = {k: v for k, v in values.items() if k not in names and k not in _IGNORED_KEYS}
-        if isinstance(known.get("rope_theta"), int):
-            known["rope_theta"] = float(known["rope_theta"])
-        return cls(**known, extra=extra)
+        if isinstance(values.get("rope_theta"), int):
+            values["rope_theta"] = float(values["rope_theta"])
+        return values
 
-    def to_dict(self) -> dict:
-        """HF's keys (transformers 5 writes RoPE as ``rope_parameters``)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "rope_theta")}
-        out.update(self.extra)
-        out["rope_parameters"] = {"rope_type": "default", "rope_theta": float(self.rope_theta)}
-        out["model_type"] = self.model_type
+    def _to_hf(self, out: dict) -> dict:
+        """transformers 5 writes RoPE as ``rope_parameters``."""
+        out["rope_parameters"] = {"rope_type": "default", "rope_theta": float(out.pop("rope_theta"))}
         return out
-
-    def to_json(self, path) -> None:
-        """Write ``config.json`` atomically."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def parameter_shapes(config: LlamaConfig, lm_head: bool = False) -> dict[str, tuple]:

@@ -24,11 +24,8 @@ not torch's: pass ``rotations=`` to use given ones, e.g. HF's). ``num_buckets=No
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -48,7 +45,7 @@ from models.bert.functional import activation
 from models.bert.modeling import ModelOutput
 from models.bigbird import load_checkpoint
 from models.hf_checkpoint import write_checkpoint
-from models.text.corpus import atomic_write_text
+from models.hf_config import HFConfig
 
 ATTENTION_LAYERS = ("lsh", "local")
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
@@ -58,7 +55,7 @@ _IGNORED_KEYS = {"architectures", "model_type", "transformers_version", "_name_o
 
 
 @dataclass
-class ReformerConfig:
+class ReformerConfig(HFConfig):
     """HF ``ReformerConfig``'s fields and defaults (``num_hidden_layers`` = len(attn_layers))."""
 
     attention_head_size: int = 64
@@ -95,6 +92,7 @@ class ReformerConfig:
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # other HF keys, kept for round trips
 
     model_type = "reformer"
+    ignored_keys = _IGNORED_KEYS
 
     def __post_init__(self):
         fn = "ReformerConfig"
@@ -151,41 +149,11 @@ class ReformerConfig:
     def _chunk(self, kind: str) -> int:
         return self.lsh_attn_chunk_length if kind == "lsh" else self.local_attn_chunk_length
 
-    @classmethod
-    def from_dict(cls, values: dict, **overrides) -> "ReformerConfig":
-        if not isinstance(values, dict):
-            raise TypeError(f"ReformerConfig.from_dict: expected a dict, got {type(values).__name__}")
-        values = {**values, **overrides}
-        if values.get("model_type", cls.model_type) != cls.model_type:
-            raise ValueError(f"ReformerConfig.from_dict: model_type is {values['model_type']!r}, expected 'reformer'")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in values.items() if k in names}
-        extra = {k: v for k, v in values.items() if k not in names and k not in _IGNORED_KEYS}
-        return cls(**known, extra=extra)
-
-    @classmethod
-    def from_json_file(cls, path, **overrides) -> "ReformerConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"ReformerConfig.from_json_file: no such file: {str(path)!r}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"ReformerConfig.from_json_file: {str(path)!r} is not valid JSON ({err})") from None
-        return cls.from_dict(values, **overrides)
-
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+    def _to_hf(self, out: dict) -> dict:
         for key in ("attn_layers", "axial_pos_shape", "axial_pos_embds_dim"):
             out[key] = list(out[key])
-        out.update(self.extra, model_type=self.model_type, num_hidden_layers=self.num_hidden_layers)
+        out["num_hidden_layers"] = self.num_hidden_layers
         return out
-
-    def to_json(self, path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    def replace(self, **changes) -> "ReformerConfig":
-        return dataclasses.replace(self, **changes)
 
 
 def default_num_buckets(seq_len: int, chunk_length: int, max_position_embeddings: int):

@@ -8,13 +8,10 @@ a checkpoint's shapes before building anything.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from models.text.corpus import atomic_write_text
+from models.hf_config import HFConfig
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
@@ -25,7 +22,7 @@ _IGNORED_KEYS = {"architectures", "model_type", "transformers_version", "_name_o
 
 
 @dataclass
-class BertConfig:
+class BertConfig(HFConfig):
     """BERT's size and regularisation. Defaults are bert-base-uncased (L=12, H=768, A=12)."""
 
     vocab_size: int = 30522
@@ -46,6 +43,8 @@ class BertConfig:
     problem_type: str | None = None  # None: regression when num_labels == 1, else single-label
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # other HF keys, kept for round trips
 
+    ignored_keys = _IGNORED_KEYS
+    carries_labels = True
     model_type = "bert"  # HF's model_type; a subclass (RobertaConfig, AlbertConfig, …) sets its own
 
     def __post_init__(self):
@@ -91,55 +90,6 @@ class BertConfig:
     def head_dim(self) -> int:
         """d_k = H / A, the width of one attention head."""
         return self.hidden_size // self.num_attention_heads
-
-    # -- dict and JSON ---------------------------------------------------------------------------
-
-    @classmethod
-    def from_dict(cls, values: dict, **overrides) -> "BertConfig":
-        """From HF's ``config.json`` keys; unknown keys go to ``extra``, ``id2label`` sets num_labels."""
-        if not isinstance(values, dict):
-            raise TypeError(f"{cls.__name__}.from_dict: expected a dict, got {type(values).__name__}")
-        values = {**values, **overrides}
-        if values.get("model_type", cls.model_type) != cls.model_type:
-            raise ValueError(f"{cls.__name__}.from_dict: model_type is {values['model_type']!r}, "
-                             f"expected {cls.model_type!r}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in values.items() if k in names}
-        extra = {k: v for k, v in values.items() if k not in names and k not in _IGNORED_KEYS}
-        if "num_labels" not in known and isinstance(values.get("id2label"), dict):
-            known["num_labels"] = len(values["id2label"])
-        return cls(**known, extra=extra)
-
-    @classmethod
-    def from_json_file(cls, path, **overrides) -> "BertConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{cls.__name__}.from_json_file: no such file: {str(path)!r}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{cls.__name__}.from_json_file: {str(path)!r} is not valid JSON ({err})") from None
-        return cls.from_dict(values, **overrides)
-
-    def to_dict(self) -> dict:
-        """HF's ``config.json`` keys (``id2label``/``label2id`` carry num_labels, as in HF)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("extra", "num_labels")}
-        out.update(self.extra)
-        if not isinstance(out.get("id2label"), dict) or len(out["id2label"]) != self.num_labels:
-            out["id2label"] = {str(i): f"LABEL_{i}" for i in range(self.num_labels)}
-            out["label2id"] = {f"LABEL_{i}": i for i in range(self.num_labels)}
-        out["model_type"] = self.model_type
-        return out
-
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    def to_json(self, path) -> None:
-        """Write ``config.json`` atomically (temp file + rename)."""
-        atomic_write_text(path, self.to_json_string())
-
-    def replace(self, **changes) -> "BertConfig":
-        return dataclasses.replace(self, **changes)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,14 +17,11 @@ from the config alone — ``count_parameters`` gives GPT-2's 124,439,808 and GPT
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
-from models.text.corpus import atomic_write_text
+from models.hf_config import HFConfig
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh")
 # HF's keys that change nothing in what we build (generation defaults, bookkeeping): read and dropped.
@@ -36,10 +33,12 @@ ALIASES = {"hidden_size": "n_embd", "max_position_embeddings": "n_positions", "n
 
 
 @dataclass
-class DecoderConfig:
+class DecoderConfig(HFConfig):
     """The fields GPT and GPT-2 share. Use ``GPT2Config`` or ``OpenAIGPTConfig``."""
 
     model_type: ClassVar[str] = ""
+    ignored_keys: ClassVar[frozenset] = _IGNORED_KEYS
+    aliases: ClassVar[dict] = ALIASES
     pre_layer_norm: ClassVar[bool] = True  # LayerNorm before (GPT-2) or after (GPT) each sub-block
 
     vocab_size: int = 50257
@@ -123,47 +122,6 @@ class DecoderConfig:
         """s in softmax(Q Kᵀ · s): 1/√d_k (Vaswani et al. eq. 1)."""
         return 1.0 / math.sqrt(self.head_dim)
 
-    # -- dict and JSON -----------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, values: dict, **overrides) -> "DecoderConfig":
-        """From HF's ``config.json`` keys (aliases such as ``hidden_size`` too); unknown keys go to ``extra``."""
-        if not isinstance(values, dict):
-            raise TypeError(f"{cls.__name__}.from_dict: expected a dict, got {type(values).__name__}")
-        values = {ALIASES.get(k, k): v for k, v in {**values, **overrides}.items()}
-        if values.get("model_type", cls.model_type) != cls.model_type:
-            raise ValueError(f"{cls.__name__}.from_dict: model_type is {values['model_type']!r}, "
-                             f"expected {cls.model_type!r}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in values.items() if k in names}
-        extra = {k: v for k, v in values.items() if k not in names and k not in _IGNORED_KEYS}
-        return cls(**known, extra=extra)
-
-    @classmethod
-    def from_json_file(cls, path, **overrides) -> "DecoderConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{cls.__name__}.from_json_file: no such file: {str(path)!r}")
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{cls.__name__}.from_json_file: {str(path)!r} is not valid JSON ({err})") from None
-        return cls.from_dict(values, **overrides)
-
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        out.update(self.extra)
-        out["model_type"] = self.model_type
-        return out
-
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    def to_json(self, path) -> None:
-        """Write ``config.json`` atomically (temp file + rename)."""
-        atomic_write_text(path, self.to_json_string())
-
-    def replace(self, **changes) -> "DecoderConfig":
-        return dataclasses.replace(self, **{ALIASES.get(k, k): v for k, v in changes.items()})
 
 
 @dataclass
