@@ -323,3 +323,29 @@ def test_chunked_feed_forward_and_seeds():
     first = unseeded(ids).last_hidden_state.data
     minigrad.manual_seed(4)
     np.testing.assert_array_equal(first, unseeded(ids).last_hidden_state.data)  # same seed, same numbers
+
+
+def test_bidirectional_encoder_and_its_gradients_equal_hf(tmp_path):
+    """Not causal, chunks after as well as before, 3 rounds over 4 unfactorised buckets: ``ReformerModel``'s
+    output and every parameter gradient of Σ u ⊙ output (training mode, dropout 0) equal HF's."""
+    changes = dict(is_decoder=False, lsh_num_chunks_after=1, local_num_chunks_after=1, num_buckets=4, num_hashes=3)
+    torch.manual_seed(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = transformers.ReformerModel(hf_config(**changes)).train()
+    ref.save_pretrained(tmp_path)
+    ours = ReformerModel.from_pretrained(tmp_path).train()
+    ids = np.random.default_rng(5).integers(0, 40, (2, 32))
+    mask = np.ones((2, 32), dtype=np.int64)
+    mask[0, -7:] = 0
+    u = np.random.default_rng(6).standard_normal((2, 32, 32)).astype(np.float32)
+    out = ours(ids, mask, rotations=hf_rotations(ref.config)).last_hidden_state
+    expected = ref(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state
+    close(out, expected)
+    (out * u).sum().backward()
+    (expected * torch.from_numpy(u)).sum().backward()
+    ref_grads = {k: p.grad.numpy() for k, p in ref.named_parameters() if p.grad is not None}
+    ours_grads = {k: p.grad for k, p in ours.named_parameters() if p.grad is not None}
+    assert set(ours_grads) == set(ref_grads) and len(ref_grads) == len(list(ref.parameters()))
+    for k, g in ref_grads.items():
+        np.testing.assert_allclose(ours_grads[k], g, atol=1e-4 * max(1.0, np.abs(g).max()), rtol=1e-3, err_msg=k)
