@@ -38,7 +38,7 @@ from minigrad.nn.dropout import Dropout
 from minigrad.nn.normalization import LayerNorm
 from minigrad.tensor import Tensor
 
-from models.bert.config import ACTIVATIONS, PROBLEM_TYPES
+from models.bert.config import _IGNORED_KEYS, ACTIVATIONS, PROBLEM_TYPES, _layer_norm, _linear
 from models.bert.functional import Packing, activation, check_inputs
 from models.bert.heads import BertForSequenceClassification, masked_lm_loss
 from models.bert.modeling import BertEmbeddings, BertEncoder, BertPreTrainedModel, BertSelfAttention, ModelOutput
@@ -49,9 +49,6 @@ LAYER_NORM_EPS = 1e-12  # HF's DistilBERT fixes every LayerNorm's epsilon (no co
 TIED_NAMES = ("vocab_projector.weight",)  # the MLM projection is the word-embedding matrix
 HEAD_ROOTS = ("vocab_transform", "vocab_layer_norm", "vocab_projector", "pre_classifier", "classifier",
               "qa_outputs")
-_IGNORED_KEYS = {"architectures", "model_type", "transformers_version", "_name_or_path", "torch_dtype", "dtype",
-                 "tie_word_embeddings", "bos_token_id", "eos_token_id", "output_attentions", "output_hidden_states",
-                 "return_dict", "chunk_size_feed_forward", "use_cache"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -80,7 +77,7 @@ class DistilBertConfig(HFConfig):
     extra: dict = field(default_factory=dict, repr=False, compare=False)  # other HF keys, kept for round trips
 
     model_type = "distilbert"
-    ignored_keys = _IGNORED_KEYS
+    ignored_keys = _IGNORED_KEYS  # BERT's: the same HF bookkeeping keys
     carries_labels = True
 
     def __post_init__(self):
@@ -124,18 +121,9 @@ class DistilBertConfig(HFConfig):
     type_vocab_size = 0  # no segment embeddings
 
 
-
 # ----------------------------------------------------------------------------------------------
-# Shapes without allocation
+# Shapes without allocation (BERT's shape helpers, under DistilBERT's names)
 # ----------------------------------------------------------------------------------------------
-def _linear(prefix: str, n_in: int, n_out: int) -> dict[str, tuple]:
-    return {f"{prefix}.weight": (n_out, n_in), f"{prefix}.bias": (n_out,)}
-
-
-def _layer_norm(prefix: str, n: int) -> dict[str, tuple]:
-    return {f"{prefix}.weight": (n,), f"{prefix}.bias": (n,)}
-
-
 def backbone_shapes(config: DistilBertConfig) -> dict[str, tuple]:
     """``{HF name: shape}`` of every parameter of ``DistilBertModel`` (embeddings and L layers)."""
     H, I = config.dim, config.hidden_dim

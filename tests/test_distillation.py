@@ -250,3 +250,42 @@ def test_task_distillation_runs_the_same_steps_with_and_without_the_teacher():
     assert len(preds_a) == len(labels) == 16
     with pytest.raises(ValueError, match="regression"):
         distill_classifier(student_from_teacher(teacher), teacher, tokenizer, train, dev, "sick-sts", training, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# The recipe, on a tiny pre-trained BERT and a tiny SST-2
+# ----------------------------------------------------------------------------------------------
+def _tiny_sst2(tmp_path):
+    data = tmp_path / "data" / "sst2"
+    data.mkdir(parents=True)
+    for split, (n, seed) in {"train": (48, 1), "dev": (16, 2), "test": (16, 3)}.items():
+        lines = [f"{e.label} {e.text_a}" for e in toy_sentiment(n, seed)]
+        (data / f"stsa.binary.{split}").write_text("\n".join(lines) + "\n")
+    base = tmp_path / "base"
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16, num_labels=2)
+    BertForSequenceClassification(config, generator=minigrad.Generator(0)).save_pretrained(base)
+    BertTokenizer(VOCAB).save_pretrained(base)
+    return tmp_path / "data", base
+
+
+def test_distill_recipe_trains_teacher_and_both_students_and_writes_the_table(tmp_path, capsys):
+    import json
+
+    from models.cli import main
+
+    data, base = _tiny_sst2(tmp_path)
+    out = tmp_path / "out"
+    args = ["distill", "--task", "sst2", "--data", str(data), "--model", str(base), "--out", str(out), "--epochs", "1",
+            "--batch-size", "16", "--max-seq-length", "12", "--repeats", "1", "--no-plot", "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    teacher, distilled, hard = metrics["rows"]
+    assert (teacher["layers"], distilled["layers"], hard["layers"]) == (4, 2, 2)  # layers 0 and 2 of 4
+    assert teacher["steps"] == distilled["steps"] == hard["steps"] == 3  # 48 examples / 16, one epoch
+    assert set(distilled["scores"]) == {"dev", "test"}
+    assert "book: DistilBERT" in metrics["table"] and "0.0055 (GPU)" in metrics["table"]
+    student = DistilBertForSequenceClassification.from_pretrained(out / "student-distilled")
+    assert student.config.n_layers == 2
+    assert main(args[:-2] + ["--student-layers", "0,x"]) == 2
+    assert "--student-layers must be comma-separated integers" in capsys.readouterr().err
