@@ -188,6 +188,8 @@ def test_mini_standard_protocol(tmp_path):
     music = next(t for t in tasks if t.name == "music.t2")
     assert music.sources == ("music.t2.dev", "music.t2.test") and music.class_sizes == (7 + 8, 7 + 9)
     assert len(training_tasks(root, fallback_splits=None)) == 51
+    with pytest.raises(ValueError, match="training_tasks: empty domain list"):
+        training_tasks(root, domains=())
     bench = load_arsc(root)
     assert [len(bench.train_tasks), len(bench.dev_tasks), len(bench.test_tasks)] == [57, 12, 12]
     first = bench.test_tasks[0]

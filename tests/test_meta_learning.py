@@ -4,6 +4,7 @@ first order), the MiniLM prototypical learner, evaluation, bad inputs and the re
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ from models.data.synthetic_fewshot import synthetic_fewshot
 from models.meta_learning import (MAML, DynamicRouting, EncoderConfig, EpisodeBatch, InductionConfig,
                                   InductionNetwork, MAMLConfig, PrototypicalConfig, PrototypicalNetwork,
                                   RelationModule, SentenceEncoder, encode_episode, evaluate_tasks,
-                                  negative_squared_distances, parameters_replaced, prototypes, squash, summarize)
+                                  negative_squared_distances, parameters_replaced, predict_tasks, prototypes, squash,
+                                  summarize, balanced_accuracy)
 from models.meta_learning.encoder import check_batch
 from models.meta_learning.episodes import check_support, join
 from tolerances import assert_close
@@ -361,6 +363,25 @@ def test_summary_and_encoded_evaluation_tasks():
     assert out["mean"] == 0.75 and out["std"] == 0.25 and out["pooled"] == pytest.approx((0.5 * 100 + 10) / 110)
 
 
+def test_balanced_accuracy_is_the_mean_recall():
+    labels = np.array([1, 1, 1, 1, 1, 1, 0, 0])
+    predicted = np.array([1, 1, 1, 1, 1, 1, 1, 0])  # positives all right, one negative of two
+    assert balanced_accuracy(predicted, labels, 2) == 0.75 and (predicted == labels).mean() == 0.875
+    assert balanced_accuracy(np.ones(8, int), labels, 2) == 0.5  # the majority answer is chance
+    assert balanced_accuracy([2, 0, 0], [2, 2, 0], 3) == 0.75  # a class without queries is left out
+    # on balanced queries it is the accuracy; evaluate_tasks(balanced=True) scores each task so
+    model = PrototypicalNetwork(PrototypicalConfig(TINY), seed=6)
+    tasks = [random_episode(seed, queries=4) for seed in (17, 18)]
+    unbalanced = random_episode(19, queries=4)
+    unbalanced = EpisodeBatch("unbalanced", 2, unbalanced.support, unbalanced.support_labels, unbalanced.query,
+                              np.array([0, 1, 1, 1, 1, 1, 1, 1]))
+    plain, balanced = evaluate_tasks(model, tasks), evaluate_tasks(model, tasks, balanced=True)
+    assert balanced == pytest.approx(plain)
+    predicted = predict_tasks(model, [unbalanced])["unbalanced"]
+    assert evaluate_tasks(model, [unbalanced], balanced=True)["unbalanced"] == \
+        np.mean([(predicted[unbalanced.query_labels == c] == c).mean() for c in (0, 1)])
+
+
 # ---------------------------------------------------------------------------------- bad inputs
 def test_bad_inputs_are_named():
     induction = InductionNetwork(InductionConfig(TINY, relation_slices=3))
@@ -405,18 +426,36 @@ def _recipe(tmp_path, name, *extra):
     return code, out
 
 
-def test_recipe_runs_on_the_synthetic_family_and_resumes_exactly(tmp_path):
-    args = ("--method", "proto", "--seed", "1")
-    code, straight = _recipe(tmp_path, "straight", *args, "--epochs", "2")
+def test_recipe_runs_on_the_synthetic_family_and_resumes_exactly(tmp_path, capsys):
+    """A run stopped by its time budget prints the command that finishes it; that command (every
+    run-shaping option carried, here non-default ones) resumes it to the same numbers as a run that
+    never stopped."""
+    import shlex
+
+    from models.cli import main
+
+    args = ("--method", "proto", "--seed", "1", "--epochs", "2")
+    code, straight = _recipe(tmp_path, "straight", *args)
     assert code == 0
     assert (straight / "dev_accuracy.png").is_file() and (straight / "best" / "config.json").is_file()
-    assert _recipe(tmp_path, "split", *args, "--epochs", "1")[0] == 0
-    code, split = _recipe(tmp_path, "split", *args, "--epochs", "2", "--resume")
-    assert code == 0
+    capsys.readouterr()
+    assert _recipe(tmp_path, "split", *args, "--time-budget", "0.001")[0] == 0  # stops at once
+    printed = capsys.readouterr().out
+    assert re.search(r"training stopped on its time budget after \d+ episodes", printed)
+    command = printed.rstrip().splitlines()[-1].split()
+    assert command[:4] == ["python", "-m", "models", "fewshot-reviews"] and command[-3:] == \
+        ["--time-budget", "0", "--resume"]
+    assert main(command[3:] + ["--no-progress"]) == 0
+    split = tmp_path / "split"
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, split))
     assert a["episodes_trained"] == b["episodes_trained"] == 6
-    assert a["dev_curve"] == b["dev_curve"] and a["test"] == b["test"]
+    # the stopped run also scored dev where it stopped (step 0); its epoch-end scores are the straight run's
+    assert a["dev_curve"] == [e for e in b["dev_curve"] if e["episodes"] % 3 == 0 and e["episodes"]]
+    assert a["test"] == b["test"]
     assert len(a["test"]["per_task"]) == 12 and a["benchmark"] == "synthetic-fewshot-1"
+    for row in a["test"]["per_task"].values():  # the synthetic queries are balanced: the two accuracies agree
+        assert row["majority_class"] == 0.5 and row["balanced_accuracy"] == pytest.approx(row["accuracy"])
+    assert shlex.join(command)  # a plain command line, nothing to quote
 
 
 def test_recipe_trains_second_order_maml(tmp_path):

@@ -65,12 +65,15 @@ def duration(default_unit: str):
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, out: str | None, seed: str | None,
                          corpus: str | None = None, out_help: str | None = None,
-                         training: TrainingFlags | None = None, plot: bool = True) -> None:
+                         training: TrainingFlags | None = None, plot: bool = True, data: str | None = None) -> None:
     """Add the flags every recipe shares. ``out``: the default output folder; ``seed``: what the
     seed decides (None: the recipe draws nothing at random); ``corpus``: help of ``--corpus``
-    (None: no such flag); ``training``: the training flags and their defaults."""
+    (None: no such flag); ``data``: help of ``--data``, a data folder whose absence means the
+    recipe's embedded data (None: no such flag); ``training``: the training flags and their defaults."""
     if corpus is not None:
         parser.add_argument("--corpus", type=Path, default=None, help=corpus)
+    if data is not None:
+        parser.add_argument("--data", type=Path, default=None, help=data)
     parser.add_argument("--out", type=Path, default=None if out is None else Path(out),
                         help=out_help or f"output folder (default: {out})")
     if seed is not None:

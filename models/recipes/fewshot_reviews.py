@@ -46,33 +46,33 @@ TRAINING = TrainingFlags(epochs=None, epochs_help="dev evaluations, each after -
 # the book trains the Induction Network with 1e-4 for 9,999 episodes; a CPU budget allows a tenth
 # of those, and 1e-4 has barely left the start by then (measured: loss still 0.25 after 200 episodes)
 DEFAULT_LR = {"induction": 1e-3, "proto": 1e-3, "maml": 1e-3, "minilm-proto": 2e-5}
+# the counts that shape an episode or its scoring: (name, default, help)
+_COUNTS = (("max_length", 128, "tokens kept per review"),
+           ("n_way", 2, "classes per episode"),
+           ("k_shot", 5, "support examples per class"),
+           ("queries", 27, "training queries per class"),
+           ("episodes_per_eval", 100, "training episodes between dev evaluations (the book's 100)"),
+           ("dev_queries", 200, "queries per dev task, a seeded sample (the test tasks keep all)"))
 # options that shape the run: a checkpoint resumes only under the same values
-_SHAPING = ("method", "data", "protocol", "vocab", "max_length", "n_way", "k_shot", "queries", "episodes_per_eval",
-            "dev_queries", "lr", "meta_batch", "inner_steps", "inner_lr", "first_order", "adapt", "relation", "init",
-            "finetune", "select", "seed")
+_SHAPING = ("method", "data", "protocol", "vocab", *(name for name, _, _ in _COUNTS), "lr", "meta_batch",
+            "inner_steps", "inner_lr", "first_order", "adapt", "relation", "init", "finetune", "select", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, out=None, out_help="output folder (default: runs/fewshot-reviews/<method>-<protocol>)",
-                         seed="episodes, initialisation, book-protocol supports", training=TRAINING)
+                         seed="episodes, initialisation, book-protocol supports", training=TRAINING,
+                         data="folder with amazon_fewshot/ (or the task files themselves); default: the embedded "
+                              "synthetic few-shot family")
     parser.add_argument("--method", choices=METHODS, default="induction", help="the learner (default: induction)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder with amazon_fewshot/ (or the task files themselves); default: the embedded "
-                             "synthetic few-shot family")
     parser.add_argument("--protocol", choices=("standard", "book"), default="standard",
                         help="standard: 57 training tasks, the 12 target tasks; book: thresholds merged per domain, "
                              "the book's domain lists (default: standard)")
     parser.add_argument("--vocab", choices=("wordpiece", "words"), default=None,
                         help="token ids: MiniLM's WordPiece (BERT-uncased, as the book) or whitespace words counted "
                              "over the training tasks (default: wordpiece with --data, words without)")
-    parser.add_argument("--max-length", type=positive_int, default=128, help="tokens kept per review (default: 128)")
-    parser.add_argument("--n-way", type=positive_int, default=2, help="classes per episode (default: 2)")
-    parser.add_argument("--k-shot", type=positive_int, default=5, help="support examples per class (default: 5)")
-    parser.add_argument("--queries", type=positive_int, default=27, help="training queries per class (default: 27)")
-    parser.add_argument("--episodes-per-eval", type=positive_int, default=100,
-                        help="training episodes between dev evaluations (default: 100, the book's)")
-    parser.add_argument("--dev-queries", type=positive_int, default=200,
-                        help="queries per dev task, a seeded sample (default: 200; the test tasks keep all)")
+    for name, default, text in _COUNTS:
+        parser.add_argument("--" + name.replace("_", "-"), type=positive_int, default=default,
+                            help=f"{text} (default: {default})")
     parser.add_argument("--select", choices=("accuracy", "balanced"), default=None,
                         help="dev metric that picks the best weights: accuracy over the task's lines, or balanced "
                              "accuracy (the mean of the two classes' recalls, the accuracy on class-balanced "
@@ -169,12 +169,15 @@ def _config(args) -> dict:
 
 
 def _full_run_command(args) -> str:
-    parts = ["python -m models fewshot-reviews", f"--method {args.method}"]
-    if args.data is not None:
-        parts += [f"--data {args.data}", f"--protocol {args.protocol}"]
-    for flag in ("relation", "init", "lr", "inner_steps", "inner_lr", "adapt", "max_length", "seed"):
-        parts.append(f"--{flag.replace('_', '-')} {getattr(args, flag)}")
-    parts += ["--first-order"] * args.first_order + ["--finetune"] * args.finetune
+    """The command that resumes this run and trains it to the end: every option that shapes the run
+    (a checkpoint resumes only under the same ones), with no time budget."""
+    parts = ["python -m models fewshot-reviews"]
+    for name, value in [*_config(args).items(), ("epochs", args.epochs), ("model", args.model)]:
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts += [flag] * value
+        elif value is not None and value != "None":
+            parts.append(f"{flag} {value}")
     return " ".join(parts + [f"--out {args.out}", "--time-budget 0 --resume"])
 
 
