@@ -62,8 +62,8 @@ def bench_minilm(torch, repeats: int):
             return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)).numpy()
 
     cosine = float((ours() * ref()).sum(axis=1).min())
-    t_ours, t_ref = _alternate(ours, ref, repeats)
-    t_padded, t_ref2 = _alternate(ours_padded, ref, repeats)
+    t_ours, t_ref = alternate(ours, ref, repeats)
+    t_padded, t_ref2 = alternate(ours_padded, ref, repeats)
     return t_ours, t_ref, t_padded, t_ref2, ids.shape, cosine
 
 
@@ -102,10 +102,10 @@ def bench_pretraining_step(torch, repeats: int, vocab: int = 30522, B: int = 32,
         ref_model(**t).loss.backward()
         ref_opt.step()
 
-    return _alternate(ours, ref, repeats)
+    return alternate(ours, ref, repeats)
 
 
-def _alternate(ours, ref, repeats: int) -> tuple[float, float]:
+def alternate(ours, ref, repeats: int) -> tuple[float, float]:
     """Medians over ``repeats`` rounds; each round times ours then torch (so load spikes hit both)."""
     t_ours, t_ref = [], []
     ours(), ref()  # warm-up

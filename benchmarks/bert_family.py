@@ -15,13 +15,14 @@ HF computes the MLM logits at every position (B·T·V); ours only at the masked 
 known), as in ``benchmarks.bert``. Peak memory is the step's added resident memory (``benchmarks.common``),
 measured before the timing. Target: ratio ≤ 1.0. Printed, never asserted.
 """
-from benchmarks.common import compare_row, median_time, parse_args, peak_memory_mib, print_table
+from benchmarks.common import compare_row, parse_args, peak_memory_mib, print_table
 
 ARGS = parse_args(__doc__.splitlines()[0], default_repeats=5) if __name__ == "__main__" else None
 
 import numpy as np  # noqa: E402  (after thread setup)
 
 import minigrad  # noqa: E402
+from benchmarks.bert import alternate  # noqa: E402  (ours then torch each round)
 from models.bert_pretraining import mask_tokens, parameter_groups  # noqa: E402
 
 H, L, A, I, B, T = 256, 4, 4, 1024, 16, 128
@@ -121,16 +122,6 @@ def electra(torch, transformers):
     return ours, ref
 
 
-def _alternate(ours, ref, repeats: int) -> tuple[float, float]:
-    """Medians over ``repeats`` rounds; each round times ours then torch (so load spikes hit both)."""
-    t_ours, t_ref = [], []
-    ours(), ref()  # warm-up
-    for _ in range(repeats):
-        t_ours.append(median_time(ours, 1, warmup=0))
-        t_ref.append(median_time(ref, 1, warmup=0))
-    return float(np.median(t_ours)), float(np.median(t_ref))
-
-
 def main(args) -> None:
     import torch
     import transformers
@@ -141,7 +132,7 @@ def main(args) -> None:
                         ("ELECTRA gen¼+disc RTD step", electra)):
         ours, ref = build(torch, transformers)
         mem_ours, mem_ref = peak_memory_mib(ours), peak_memory_mib(ref)
-        t_ours, t_ref = _alternate(ours, ref, args.repeats)
+        t_ours, t_ref = alternate(ours, ref, args.repeats)
         rows.append(compare_row(f"{name} H{H} L{L} b{B} T{T}", t_ours, t_ref, "<= 1.0", mem_ours, mem_ref))
     print_table(f"BERT's successors: minigrad vs transformers {transformers.__version__} on torch {torch.__version__} "
                 f"CPU, {args.threads} threads, median of {args.repeats} (shared machine: noisy)", rows,

@@ -41,11 +41,11 @@ from minigrad.nn.normalization import LayerNorm
 from minigrad.nn.parameter import Parameter
 from minigrad.tensor import Tensor
 
-from models.bert.config import BertConfig, _layer_norm, _linear
+from models.bert.config import BertConfig, _layer_norm, _linear, embedding_shapes
 from models.bert.functional import activation, check_inputs
 from models.bert.heads import MaskedLMForward, SequenceClassifierForward, _check_class_labels, _mlm_outputs
 from models.bert.hf_io import CheckpointLayout
-from models.bert.modeling import BertEmbeddings, BertModel, BertPreTrainedModel, BertSelfAttention
+from models.bert.modeling import BertEmbeddings, BertModel, BertPreTrainedModel, BertSelfAttention, run_layers
 from models.pretraining_data import IN_ORDER, SWAPPED  # noqa: F401  (HF's sentence_order_label: 0 / 1)
 from models.training import evaluating
 
@@ -104,10 +104,7 @@ def layer_shapes(prefix: str, config: AlbertConfig) -> dict[str, tuple]:
 def backbone_shapes(config: AlbertConfig, add_pooling_layer: bool = True) -> dict[str, tuple]:
     """``{HF name: shape}`` of every parameter of ``AlbertModel``: G × inner layers, not L."""
     E, H = config.embedding_size, config.hidden_size
-    shapes = {"embeddings.word_embeddings.weight": (config.vocab_size, E),
-              "embeddings.position_embeddings.weight": (config.max_position_embeddings, E),
-              "embeddings.token_type_embeddings.weight": (config.type_vocab_size, E),
-              **_layer_norm("embeddings.LayerNorm", E), **_linear("encoder.embedding_hidden_mapping_in", E, H)}
+    shapes = {**embedding_shapes(config), **_linear("encoder.embedding_hidden_mapping_in", E, H)}  # E wide
     for g in range(config.num_hidden_groups):
         for i in range(config.inner_group_num):
             shapes.update(layer_shapes(f"encoder.albert_layer_groups.{g}.albert_layers.{i}", config))
@@ -223,19 +220,10 @@ class AlbertTransformer(nn.Module):
     def forward(self, hidden: Tensor, key_mask, output_attentions=False, output_hidden_states=False, packing=None,
                 applications: int | None = None):
         hidden = self.embedding_hidden_mapping_in(hidden)  # (B, T, E) -> (B, T, H), or packed (N, ·)
-        unpacked = (lambda h: h) if packing is None else packing.pad  # noqa: E731
-        all_hidden = [unpacked(hidden)] if output_hidden_states else None
-        all_weights = [] if output_attentions else None
         L = self.config.num_hidden_layers
-        for i in range(L if applications is None else applications):
-            group = self.albert_layer_groups[self.config.group_of_layer(i % L)]
-            for layer in group.albert_layers:
-                hidden, weights = layer(hidden, key_mask, output_attentions, packing)  # (B, T, H)
-                if output_hidden_states:
-                    all_hidden.append(unpacked(hidden))
-                if output_attentions:
-                    all_weights.append(weights)
-        return hidden, all_hidden, all_weights
+        layers = (layer for i in range(L if applications is None else applications)
+                  for layer in self.albert_layer_groups[self.config.group_of_layer(i % L)].albert_layers)
+        return run_layers(layers, hidden, key_mask, output_attentions, output_hidden_states, packing)
 
 
 class AlbertPooler(nn.Linear):

@@ -34,14 +34,13 @@ import numpy as np
 
 import minigrad
 from minigrad import nn
-from minigrad.nn.dropout import Dropout
 from minigrad.nn.losses import binary_cross_entropy_with_logits
 from minigrad.nn.normalization import LayerNorm
 from minigrad.tensor import Tensor
 
 from models.bert.config import BertConfig, _layer_norm, _linear, backbone_shapes as bert_backbone_shapes
 from models.bert.functional import activation
-from models.bert.heads import MaskedLMForward, SequenceClassifierForward
+from models.bert.heads import FirstTokenClassificationHead, MaskedLMForward, SequenceClassifierForward
 from models.bert.hf_io import CheckpointLayout
 from models.bert.modeling import BertModel, BertPreTrainedModel
 from models.pretraining_data import electra_discriminator_inputs, roc_auc, sample_replacements
@@ -107,10 +106,7 @@ def backbone_shapes(config: ElectraConfig, add_pooling_layer: bool = False) -> d
     """``{HF name: shape}`` of ``ElectraModel``: BERT's encoder with E-wide tables, the E → H projection
     when E ≠ H, and no pooler (``add_pooling_layer`` is ignored: ELECTRA has none)."""
     E, H = config.embedding_size, config.hidden_size
-    shapes = {k: v for k, v in bert_backbone_shapes(config, add_pooling_layer=False).items()}
-    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        shapes[f"embeddings.{name}.weight"] = (shapes[f"embeddings.{name}.weight"][0], E)
-    shapes.update(_layer_norm("embeddings.LayerNorm", E))
+    shapes = bert_backbone_shapes(config, add_pooling_layer=False)  # the tables E wide (config.embedding_size)
     if E != H:
         shapes.update(_linear("embeddings_project", E, H))
     return shapes
@@ -249,20 +245,10 @@ class ElectraForPreTraining(ElectraPreTrainedModel):
         return out
 
 
-class ElectraClassificationHead(nn.Module):
-    """logits = W_o Dropout(GELU(W_d Dropout(h_[CLS]) + b_d)) + b_o  (HF's: GELU where BERT has tanh)."""
+class ElectraClassificationHead(FirstTokenClassificationHead):
+    """logits = W_o Dropout(GELU(W_d Dropout(h_[CLS]) + b_d)) + b_o  (HF's: GELU where RoBERTa has tanh)."""
 
-    def __init__(self, config: ElectraConfig, dtype=None):
-        super().__init__()
-        H = config.hidden_size
-        self.dense = nn.Linear(H, H, dtype=dtype)
-        self.dropout = Dropout(config.classifier_dropout if config.classifier_dropout is not None
-                               else config.hidden_dropout_prob)
-        self.out_proj = nn.Linear(H, config.num_labels, dtype=dtype)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        x = activation(self.dense(self.dropout(hidden[:, 0])), "gelu")  # (B, H)
-        return self.out_proj(self.dropout(x))  # (B, num_labels)
+    act = "gelu"
 
 
 class ElectraForSequenceClassification(SequenceClassifierForward, ElectraPreTrainedModel):

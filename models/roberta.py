@@ -23,21 +23,20 @@ blocks, the tied decoder, HF's initialisation and checkpoint rules — is ``mode
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from minigrad import nn
-from minigrad.nn.dropout import Dropout
 from minigrad.nn.normalization import LayerNorm
 from minigrad.nn.parameter import Parameter
 from minigrad.nn.sparse import Embedding
 from minigrad.tensor import Tensor
 
 from models.bert.config import BertConfig, _layer_norm, _linear, backbone_shapes
+from models.bert.config import count_parameters  # noqa: F401  (BERT's encoder: roberta-base 124,645,632)
 from models.bert.functional import activation
-from models.bert.heads import MaskedLMForward, SequenceClassifierForward
+from models.bert.heads import FirstTokenClassificationHead, MaskedLMForward, SequenceClassifierForward
 from models.bert.hf_io import CheckpointLayout
 from models.bert.modeling import BertEmbeddings, BertModel, BertPreTrainedModel
 
@@ -111,11 +110,6 @@ def head_shapes(config: RobertaConfig, head: str) -> dict[str, tuple]:
     return heads[head]
 
 
-def count_parameters(config: RobertaConfig, add_pooling_layer: bool = True) -> int:
-    """Parameters of ``RobertaModel(config)`` from shapes only (roberta-base: 124,645,632)."""
-    return sum(math.prod(s) for s in backbone_shapes(config, add_pooling_layer).values())
-
-
 ROBERTA_LAYOUT = CheckpointLayout(prefix="roberta", backbone_shapes=backbone_shapes, head_shapes=head_shapes,
                                   tied_names=("lm_head.decoder.weight", "lm_head.decoder.bias"),
                                   head_roots=("lm_head", "classifier", "qa_outputs"), heads_with_pooler=("model",))
@@ -176,20 +170,10 @@ class RobertaForMaskedLM(MaskedLMForward, RobertaPreTrainedModel):
         return self.lm_head(h)  # (..., V)
 
 
-class RobertaClassificationHead(nn.Module):
+class RobertaClassificationHead(FirstTokenClassificationHead):
     """logits = W_o Dropout(tanh(W_d Dropout(h_<s>) + b_d)) + b_o   — read from the first token, no pooler."""
 
-    def __init__(self, config: RobertaConfig, dtype=None):
-        super().__init__()
-        H = config.hidden_size
-        self.dense = nn.Linear(H, H, dtype=dtype)
-        self.dropout = Dropout(config.classifier_dropout if config.classifier_dropout is not None
-                               else config.hidden_dropout_prob)
-        self.out_proj = nn.Linear(H, config.num_labels, dtype=dtype)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        x = self.dense(self.dropout(hidden[:, 0])).tanh()  # (B, H) from <s>
-        return self.out_proj(self.dropout(x))  # (B, num_labels)
+    act = "tanh"
 
 
 class RobertaForSequenceClassification(SequenceClassifierForward, RobertaPreTrainedModel):

@@ -14,7 +14,8 @@ import minigrad
 from models.albert import (AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertForSequenceClassification,
                            AlbertModel, count_parameters, layer_transitions, parameter_breakdown)
 from models.bert import BertConfig
-from encoder_parity import assert_close, assert_grads_equal, padded_pairs, saved_hf_model, torch_inputs
+from encoder_parity import (assert_close, assert_loss_and_grads_equal_hf, assert_outputs_equal_hf, mlm_labels,
+                            padded_pairs, saved_hf_model, torch_inputs)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -46,18 +47,10 @@ def batch(name: str, seed: int = 0):
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_model_outputs_equal_hf(tmp_path, name):
-    ref = saved_hf_model(transformers.AlbertModel, hf_config(name), tmp_path)
-    ours = AlbertModel.from_pretrained(tmp_path)
-    ids, mask, types = batch(name)
-    out = ours(ids, mask, types, output_hidden_states=True)
-    with torch.no_grad():
-        expected = ref(**torch_inputs(ids, mask, types), output_hidden_states=True)
-    assert_close(out.last_hidden_state, expected.last_hidden_state, what="last_hidden_state")
-    assert_close(out.pooler_output, expected.pooler_output, what="pooler_output")
+    out = assert_outputs_equal_hf(AlbertModel, transformers.AlbertModel, hf_config(name), tmp_path, *batch(name),
+                                  keys=("last_hidden_state", "pooler_output"))
     cfg = SMALL[name]
     assert len(out.hidden_states) == 1 + cfg["num_hidden_layers"] * cfg.get("inner_group_num", 1)  # HF's count
-    for a, b in zip(out.hidden_states, expected.hidden_states):
-        assert_close(a, b, what="hidden_states")
 
 
 @pytest.mark.parametrize("name", ["shared", "groups"])
@@ -75,36 +68,22 @@ def test_heads_equal_hf(tmp_path, name):
 
 
 def test_attentions_equal_hf_eager(tmp_path):
-    ref = saved_hf_model(transformers.AlbertModel, hf_config("groups", attn_implementation="eager"), tmp_path)
-    ours = AlbertModel.from_pretrained(tmp_path)
-    ids, mask, types = batch("groups")
-    with torch.no_grad():
-        expected = ref(**torch_inputs(ids, mask, types), output_attentions=True)
-    got = ours(ids, mask, types, output_attentions=True).attentions
-    assert len(got) == len(expected.attentions) == 8  # 4 layers × 2 inner layers
-    for a, b in zip(got, expected.attentions):
-        assert_close(a, b, what="attentions")
+    out = assert_outputs_equal_hf(AlbertModel, transformers.AlbertModel,
+                                  hf_config("groups", attn_implementation="eager"), tmp_path, *batch("groups"),
+                                  attentions=True)
+    assert len(out.attentions) == 8  # 4 layers × 2 inner layers
 
 
-@pytest.mark.parametrize("head,name", [("pretraining", "groups"), ("pretraining", "shared"),
-                                       ("sequence_classification", "shared")])
+@pytest.mark.parametrize("head,name", [("model", "groups"), ("pretraining", "groups"), ("pretraining", "shared"),
+                                       ("masked_lm", "uneven"), ("sequence_classification", "shared")])
 def test_loss_and_every_gradient_equal_hf(tmp_path, head, name):
-    ref = saved_hf_model(getattr(transformers, HF[head]), hf_config(name, num_labels=2 if head[0] == "p" else 3),
-                         tmp_path, seed=3, train=True)
-    ours = OURS[head].from_pretrained(tmp_path).train()
     ids, mask, types = batch(name, seed=4)
-    if head == "pretraining":
-        mlm = np.full(ids.shape, -100)
-        mlm[0, [2, 5]], mlm[1, 3], mlm[2, 1] = ids[0, [2, 5]], ids[1, 3], 7
-        labels = {"labels": mlm, "sentence_order_label": np.array([0, 1, 1])}
-    else:
-        labels = {"labels": np.array([0, 2, 1])}
-    out = ours(ids, mask, types, **labels)
-    out.loss.backward()
-    expected = ref(**torch_inputs(ids, mask, types), **{k: torch.from_numpy(v) for k, v in labels.items()})
-    expected.loss.backward()
-    assert abs(float(out.loss.data) - float(expected.loss.detach())) < 1e-5
-    assert assert_grads_equal(ours, ref) == len(list(ref.parameters()))
+    labels = {"model": None, "masked_lm": {"labels": mlm_labels(ids)},
+              "pretraining": {"labels": mlm_labels(ids), "sentence_order_label": np.array([0, 1, 1])},
+              "sequence_classification": {"labels": np.array([0, 2, 1])}}[head]
+    assert_loss_and_grads_equal_hf(OURS[head], getattr(transformers, HF[head]),
+                                   hf_config(name, num_labels=3 if head[0] == "s" else 2), tmp_path, ids, mask, types,
+                                   labels)
 
 
 @pytest.mark.parametrize("head", list(OURS))

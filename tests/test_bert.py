@@ -14,6 +14,7 @@ from models.bert import (BertConfig, BertForMaskedLM, BertForPreTraining, BertFo
                          BertForSequenceClassification, BertModel, backbone_shapes, count_parameters, head_shapes,
                          l2_normalize, mean_pooling)
 from models.bert.hf_io import TIED_NAMES, expected_shapes
+from encoder_parity import assert_grads_equal, assert_loss_and_grads_equal_hf, mlm_labels
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -120,39 +121,19 @@ def test_output_attentions_equal_hf_eager(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # gradients of fine-tuning / pre-training losses
 # ----------------------------------------------------------------------------------------------
-def _grads_equal(ours, ref, atol=1e-4):
-    ours_grads = {k: p.grad for k, p in ours.named_parameters()}
-    n = 0
-    for k, p in ref.named_parameters():
-        if p.grad is None:
-            continue
-        assert ours_grads.get(k) is not None, f"no gradient for {k}"
-        np.testing.assert_allclose(ours_grads[k], p.grad.numpy(), atol=atol, rtol=1e-3, err_msg=k)
-        n += 1
-    return n
-
-
-@pytest.mark.parametrize("head", ["sequence_classification", "question_answering", "pretraining"])
+@pytest.mark.parametrize("head", ["model", "sequence_classification", "question_answering", "pretraining",
+                                  "masked_lm"])
 def test_loss_and_gradients_equal_hf(tmp_path, head):
     name = "gelu"
-    ref = hf_model(head, name, seed=3, num_labels=2 if head == "question_answering" else 3).train()
-    ref.save_pretrained(tmp_path)
-    ours = OURS[head].from_pretrained(tmp_path).train()
     ids, mask, types = padded_pairs(SMALL[name], seed=4)
-    if head == "sequence_classification":
-        labels = {"labels": np.array([0, 2, 1])}
-    elif head == "question_answering":
-        labels = {"start_positions": np.array([1, 3, 20]), "end_positions": np.array([4, 3, 2])}  # 20: clamped
-    else:
-        mlm = np.full(ids.shape, -100)
-        mlm[0, [2, 5]], mlm[1, 3], mlm[2, 1] = ids[0, [2, 5]], ids[1, 3], 7
-        labels = {"labels": mlm, "next_sentence_label": np.array([0, 1, 1])}
-    out = ours(ids, mask, types, **labels)
-    out.loss.backward()
-    expected = ref(**torch_inputs(ids, mask, types), **{k: torch.from_numpy(v) for k, v in labels.items()})
-    expected.loss.backward()
-    assert abs(float(out.loss.data) - float(expected.loss.detach())) < 1e-5
-    assert _grads_equal(ours, ref) == len(list(ref.parameters()))
+    labels = {"model": None, "sequence_classification": {"labels": np.array([0, 2, 1])},
+              "question_answering": {"start_positions": np.array([1, 3, 20]),  # 20: clamped, then ignored
+                                     "end_positions": np.array([4, 3, 2])},
+              "pretraining": {"labels": mlm_labels(ids), "next_sentence_label": np.array([0, 1, 1])},
+              "masked_lm": {"labels": mlm_labels(ids)}}[head]
+    assert_loss_and_grads_equal_hf(OURS[head], getattr(transformers, HF_CLASSES[head]),
+                                   hf_config(name, num_labels=2 if head == "question_answering" else 3), tmp_path,
+                                   ids, mask, types, labels)
 
 
 def test_regression_head_uses_mse_like_hf(tmp_path):
@@ -166,7 +147,7 @@ def test_regression_head_uses_mse_like_hf(tmp_path):
     assert abs(float(out.loss.data) - float(expected.loss.detach())) < 1e-5
     out.loss.backward()
     expected.loss.backward()
-    _grads_equal(ours, ref)
+    assert_grads_equal(ours, ref)
 
 
 def test_skip_padding_gives_same_outputs_and_gradients(tmp_path):

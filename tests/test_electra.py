@@ -13,7 +13,8 @@ import minigrad
 from models.electra import (ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining,
                             ElectraForSequenceClassification, ElectraModel, ElectraPretrainer, count_parameters,
                             generator_config)
-from encoder_parity import assert_close, assert_grads_equal, padded_pairs, saved_hf_model, torch_inputs
+from encoder_parity import (assert_close, assert_loss_and_grads_equal_hf, assert_outputs_equal_hf, mlm_labels,
+                            padded_pairs, torch_inputs)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -43,38 +44,24 @@ def batch(name: str, seed: int = 0):
 def test_outputs_of_every_class_equal_hf(tmp_path, name):
     ids, mask, types = batch(name)
     for head in OURS:
-        ref = saved_hf_model(getattr(transformers, HF[head]), hf_config(name, num_labels=3), tmp_path / head, seed=1)
-        ours = OURS[head].from_pretrained(tmp_path / head)
+        out = assert_outputs_equal_hf(OURS[head], getattr(transformers, HF[head]), hf_config(name, num_labels=3),
+                                      tmp_path / head, ids, mask, types,
+                                      keys=("last_hidden_state" if head == "model" else "logits",), seed=1)
+        assert out.hidden_states[0].shape[-1] == SMALL[name]["hidden_size"]  # projected E → H before layer 0
         if head == "model":  # the E → H projection exists only when E ≠ H, as in HF
-            assert any(k.startswith("embeddings_project.") for k in ours.state_dict()) == (name == "projected")
-        out = ours(ids, mask, types, output_hidden_states=True)
-        with torch.no_grad():
-            expected = ref(**torch_inputs(ids, mask, types), output_hidden_states=True)
-        key = "last_hidden_state" if head == "model" else "logits"
-        assert_close(out[key], expected[key], what=f"{head} {key}")
-        for a, b in zip(out.hidden_states, expected.hidden_states):
-            assert_close(a, b, what=f"{head} hidden_states")
+            names = ElectraModel.from_pretrained(tmp_path / head).state_dict()
+            assert any(k.startswith("embeddings_project.") for k in names) == (name == "projected")
 
 
-@pytest.mark.parametrize("head", ["masked_lm", "pretraining", "sequence_classification"])
+@pytest.mark.parametrize("head", list(OURS))
 def test_loss_and_every_gradient_equal_hf(tmp_path, head):
-    name = "projected"
-    ref = saved_hf_model(getattr(transformers, HF[head]), hf_config(name, num_labels=3), tmp_path, seed=3, train=True)
-    ours = OURS[head].from_pretrained(tmp_path).train()
-    ids, mask, types = batch(name, seed=4)
-    if head == "masked_lm":
-        labels = np.full(ids.shape, -100)
-        labels[0, [2, 5]], labels[1, 3], labels[2, 1] = ids[0, [2, 5]], ids[1, 3], 7
-    elif head == "pretraining":  # replaced (1) / original (0) for every token; the padding is not scored
-        labels = np.random.default_rng(5).integers(0, 2, ids.shape)
-    else:
-        labels = np.array([0, 2, 1])
-    out = ours(ids, mask, types, labels=labels)
-    out.loss.backward()
-    expected = ref(**torch_inputs(ids, mask, types), labels=torch.from_numpy(labels))
-    expected.loss.backward()
-    assert abs(float(out.loss.data) - float(expected.loss.detach())) < 1e-5
-    assert assert_grads_equal(ours, ref) == len(list(ref.parameters()))
+    ids, mask, types = batch("projected", seed=4)
+    labels = {"model": None, "masked_lm": {"labels": mlm_labels(ids)},
+              # replaced (1) / original (0) for every token; the padding is not scored
+              "pretraining": {"labels": np.random.default_rng(5).integers(0, 2, ids.shape)},
+              "sequence_classification": {"labels": np.array([0, 2, 1])}}[head]
+    assert_loss_and_grads_equal_hf(OURS[head], getattr(transformers, HF[head]), hf_config("projected", num_labels=3),
+                                   tmp_path, ids, mask, types, labels)
 
 
 @pytest.mark.parametrize("head", list(OURS))

@@ -12,7 +12,8 @@ import pytest
 import minigrad
 from models.roberta import (RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification, RobertaModel,
                             count_parameters, create_position_ids_from_input_ids)
-from encoder_parity import assert_close, assert_grads_equal, padded_pairs, saved_hf_model, torch_inputs
+from encoder_parity import (assert_close, assert_loss_and_grads_equal_hf, assert_outputs_equal_hf, mlm_labels,
+                            padded_pairs, saved_hf_model, torch_inputs)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -52,17 +53,9 @@ def test_positions_start_after_padding_idx_as_hf():
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_model_outputs_equal_hf(tmp_path, name):
-    ref = saved_hf_model(transformers.RobertaModel, hf_config(name), tmp_path)
-    ours = RobertaModel.from_pretrained(tmp_path)
-    ids, mask, types = batch(name)
-    out = ours(ids, mask, types, output_hidden_states=True)
-    with torch.no_grad():
-        expected = ref(**torch_inputs(ids, mask, types), output_hidden_states=True)
-    assert_close(out.last_hidden_state, expected.last_hidden_state, what="last_hidden_state")
-    assert_close(out.pooler_output, expected.pooler_output, what="pooler_output")
+    out = assert_outputs_equal_hf(RobertaModel, transformers.RobertaModel, hf_config(name), tmp_path, *batch(name),
+                                  keys=("last_hidden_state", "pooler_output"))
     assert len(out.hidden_states) == SMALL[name]["num_hidden_layers"] + 1
-    for a, b in zip(out.hidden_states, expected.hidden_states):
-        assert_close(a, b, what="hidden_states")
 
 
 @pytest.mark.parametrize("name", list(SMALL))
@@ -77,32 +70,17 @@ def test_heads_equal_hf(tmp_path, name):
 
 
 def test_attentions_equal_hf_eager(tmp_path):
-    ref = saved_hf_model(transformers.RobertaModel, hf_config("base-like", attn_implementation="eager"), tmp_path)
-    ours = RobertaModel.from_pretrained(tmp_path)
-    ids, mask, types = batch("base-like")
-    with torch.no_grad():
-        expected = ref(**torch_inputs(ids, mask, types), output_attentions=True)
-    for a, b in zip(ours(ids, mask, types, output_attentions=True).attentions, expected.attentions):
-        assert_close(a, b, what="attentions")
+    assert_outputs_equal_hf(RobertaModel, transformers.RobertaModel, hf_config("base-like", attn_implementation="eager"),
+                            tmp_path, *batch("base-like"), attentions=True)
 
 
-@pytest.mark.parametrize("head", ["masked_lm", "sequence_classification"])
+@pytest.mark.parametrize("head", list(OURS))
 def test_loss_and_every_gradient_equal_hf(tmp_path, head):
-    name = "base-like"
-    ref = saved_hf_model(getattr(transformers, HF[head]), hf_config(name, num_labels=3), tmp_path, seed=3, train=True)
-    ours = OURS[head].from_pretrained(tmp_path).train()
-    ids, mask, types = batch(name, seed=4)
-    if head == "masked_lm":
-        labels = np.full(ids.shape, -100)
-        labels[0, [2, 5]], labels[1, 3], labels[2, 1] = ids[0, [2, 5]], ids[1, 3], 7
-    else:
-        labels = np.array([0, 2, 1])
-    out = ours(ids, mask, types, labels=labels)
-    out.loss.backward()
-    expected = ref(**torch_inputs(ids, mask, types), labels=torch.from_numpy(labels))
-    expected.loss.backward()
-    assert abs(float(out.loss.data) - float(expected.loss.detach())) < 1e-5
-    assert assert_grads_equal(ours, ref) == len(list(ref.parameters()))
+    ids, mask, types = batch("base-like", seed=4)
+    labels = {"model": None, "masked_lm": {"labels": mlm_labels(ids)},
+              "sequence_classification": {"labels": np.array([0, 2, 1])}}[head]
+    assert_loss_and_grads_equal_hf(OURS[head], getattr(transformers, HF[head]), hf_config("base-like", num_labels=3),
+                                   tmp_path, ids, mask, types, labels)
 
 
 def test_masked_positions_only_equal_full_logits(tmp_path):

@@ -104,13 +104,21 @@ def _layer_norm(prefix: str, n: int) -> dict[str, tuple]:
     return {f"{prefix}.weight": (n,), f"{prefix}.bias": (n,)}
 
 
+def embedding_shapes(config: BertConfig) -> dict[str, tuple]:
+    """The token, position and segment tables and their LayerNorm (``BertEmbeddings``): E wide when the config
+    has an ``embedding_size`` (ALBERT, ELECTRA), else H."""
+    E = getattr(config, "embedding_size", config.hidden_size)
+    shapes = {"embeddings.word_embeddings.weight": (config.vocab_size, E),
+              "embeddings.position_embeddings.weight": (config.max_position_embeddings, E)}
+    if config.type_vocab_size:
+        shapes["embeddings.token_type_embeddings.weight"] = (config.type_vocab_size, E)
+    return {**shapes, **_layer_norm("embeddings.LayerNorm", E)}
+
+
 def backbone_shapes(config: BertConfig, add_pooling_layer: bool = True) -> dict[str, tuple]:
     """``{HF name: shape}`` of every parameter of ``BertModel`` (embeddings, L layers, pooler)."""
     H, I = config.hidden_size, config.intermediate_size
-    shapes = {"embeddings.word_embeddings.weight": (config.vocab_size, H),
-              "embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
-              "embeddings.token_type_embeddings.weight": (config.type_vocab_size, H),
-              **_layer_norm("embeddings.LayerNorm", H)}
+    shapes = embedding_shapes(config)
     for i in range(config.num_hidden_layers):
         p = f"encoder.layer.{i}"
         for name in ("query", "key", "value"):

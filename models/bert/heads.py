@@ -286,6 +286,29 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         return out
 
 
+class FirstTokenClassificationHead(nn.Module):
+    """fairseq's sentence classifier, read from the first token instead of BERT's pooler (RoBERTa, ELECTRA):
+
+        logits = W_o Dropout(act(W_d Dropout(h_0) + b_d)) + b_o     (B, num_labels)
+
+    ``act`` is tanh for RoBERTa and GELU for ELECTRA (HF's choices); the names are HF's.
+    """
+
+    act = "tanh"
+
+    def __init__(self, config: BertConfig, dtype=None):
+        super().__init__()
+        H = config.hidden_size
+        self.dense = nn.Linear(H, H, dtype=dtype)
+        self.dropout = Dropout(config.classifier_dropout if config.classifier_dropout is not None
+                               else config.hidden_dropout_prob)
+        self.out_proj = nn.Linear(H, config.num_labels, dtype=dtype)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        x = activation(self.dense(self.dropout(hidden[:, 0])), self.act)  # (B, H) from the first token
+        return self.out_proj(self.dropout(x))  # (B, num_labels)
+
+
 # ----------------------------------------------------------------------------------------------
 # The forward of a head class, for BERT's successors (RoBERTa, ALBERT, ELECTRA: models.roberta, …)
 # ----------------------------------------------------------------------------------------------

@@ -197,6 +197,25 @@ class BertLayer(nn.Module):
         return self.output(self.intermediate(attended), attended), weights  # (B, T, H)
 
 
+def run_layers(layers, hidden: Tensor, key_mask, output_attentions=False, output_hidden_states=False, packing=None):
+    """Apply the encoder blocks ``layers`` in turn:  h_{l+1} = Layer_l(h_l).
+
+    Returns the encoder triple every BERT-style encoder returns: the last hidden state, every hidden state
+    when asked (h_0 first, padded back to (B, T, H) when packed) and every attention map when asked.
+    ALBERT's encoder passes the same shared layer again and again (``models.albert.AlbertTransformer``).
+    """
+    unpacked = (lambda h: h) if packing is None else packing.pad  # noqa: E731
+    all_hidden = [unpacked(hidden)] if output_hidden_states else None
+    all_weights = [] if output_attentions else None
+    for layer in layers:
+        hidden, weights = layer(hidden, key_mask, output_attentions, packing)  # (B, T, H) or (N, H)
+        if output_hidden_states:
+            all_hidden.append(unpacked(hidden))
+        if output_attentions:
+            all_weights.append(weights)
+    return hidden, all_hidden, all_weights
+
+
 class BertEncoder(nn.Module):
     """L encoder blocks in a row; ``block`` is the block's class (DistilBERT's has other names)."""
 
@@ -205,16 +224,7 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList([block(config, dtype) for _ in range(config.num_hidden_layers)])
 
     def forward(self, hidden: Tensor, key_mask, output_attentions=False, output_hidden_states=False, packing=None):
-        unpacked = (lambda h: h) if packing is None else packing.pad  # noqa: E731
-        all_hidden = [unpacked(hidden)] if output_hidden_states else None
-        all_weights = [] if output_attentions else None
-        for layer in self.layer:
-            hidden, weights = layer(hidden, key_mask, output_attentions, packing)  # (B, T, H) or (N, H)
-            if output_hidden_states:
-                all_hidden.append(unpacked(hidden))
-            if output_attentions:
-                all_weights.append(weights)
-        return hidden, all_hidden, all_weights
+        return run_layers(self.layer, hidden, key_mask, output_attentions, output_hidden_states, packing)
 
 
 class BertPooler(nn.Module):

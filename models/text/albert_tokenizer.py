@@ -139,17 +139,22 @@ class AlbertTokenizer(BatchTokenizer):
             text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
         return text.lower() if self.do_lower_case else text
 
-    def _segment_ids(self, text: str) -> list[int]:
+    def _pieces(self, text: str, where: str) -> list[tuple[str, int]]:
+        """(piece, id) of ``text``: special tokens written in it kept whole, every other stretch prepared and
+        segmented by SentencePiece."""
         if not isinstance(text, str):
-            raise TypeError(f"{type(self).__name__}: text must be a str, got {type(text).__name__}")
-        ids: list[int] = []
+            raise TypeError(f"{type(self).__name__}{where}: text must be a str, got {type(text).__name__}")
+        pieces: list[tuple[str, int]] = []
         # split with a group alternates plain text (even indices) and special tokens (odd)
-        for index, piece in enumerate(self._special_splitter.split(text)):
+        for index, stretch in enumerate(self._special_splitter.split(text)):
             if index % 2:
-                ids.append(self.vocab[piece])
-            elif piece:
-                ids += self.sp.encode(self.prepare(piece))
-        return ids
+                pieces.append((stretch, self.vocab[stretch]))
+            elif stretch:
+                pieces += self.sp.encode_with_pieces(self.prepare(stretch))
+        return pieces
+
+    def _segment_ids(self, text: str) -> list[int]:
+        return [i for _, i in self._pieces(text, "")]
 
     def _segment(self, text: str):
         raise ValueError(f"{type(self).__name__}: return_offsets_mapping is not supported — ALBERT's preparation "
@@ -162,15 +167,7 @@ class AlbertTokenizer(BatchTokenizer):
 
     def tokenize(self, text: str) -> list[str]:
         """Pieces: ``"Hello world"`` -> ``["▁hello", "▁world"]``; an unknown piece is the text it covers (as HF's)."""
-        if not isinstance(text, str):
-            raise TypeError(f"{type(self).__name__}.tokenize: text must be a str, got {type(text).__name__}")
-        tokens: list[str] = []
-        for index, piece in enumerate(self._special_splitter.split(text)):
-            if index % 2:
-                tokens.append(piece)
-            elif piece:
-                tokens += [p for p, _ in self.sp.encode_with_pieces(self.prepare(piece))]
-        return tokens
+        return [piece for piece, _ in self._pieces(text, ".tokenize")]
 
     # -- decoding --------------------------------------------------------------------------------
 
