@@ -9,6 +9,10 @@ Array level (pure NumPy, no autograd):
 * :mod:`quant.plot` — the quantization grid drawn over a weight histogram;
 * :mod:`quant.blocks` — ggml's block formats (Q8_0, Q4_0, Q4_1: one scale per 32 weights);
 * :mod:`quant.gguf` — reading and writing GGUF files (memory-mapped).
+
+Model level: :mod:`quant.model_quantization` (``quantize_dynamic``, ``prepare`` / ``convert``),
+:mod:`quant.block_modules` (weight-only ggml blocks in a model's Linears) and
+:mod:`quant.serialization` (quantized models in safetensors files, no pickle).
 """
 
 from .blocks import TensorType, bits_per_weight, block_layout, dequantize_blocks, quantize_blocks
@@ -35,6 +39,8 @@ from .qparams import (
 from .modules import ObservedLinear, QTensor, QuantizedLinear, QuantizedReLU
 from .model_quantization import (compare_models, convert, format_comparison, model_size_bytes,
                                  prepare, quantize_dynamic)
+from .block_modules import BlockQuantizedLinear, quantize_weights_blocks
+from .serialization import load_quantized, quantized_layers, save_quantized
 
 __all__ = [
     "TensorType",
@@ -73,4 +79,9 @@ __all__ = [
     "model_size_bytes",
     "compare_models",
     "format_comparison",
+    "BlockQuantizedLinear",
+    "quantize_weights_blocks",
+    "save_quantized",
+    "load_quantized",
+    "quantized_layers",
 ]
