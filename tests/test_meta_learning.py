@@ -276,6 +276,7 @@ def test_prototypical_network_loss_and_torch_gradients():
 
 
 # ---------------------------------------------------------------------------------- MiniLM
+@pytest.mark.slow  # about 12 s: a small BERT's forward and backward, ours and HF's
 def test_minilm_prototypical_equals_hf_and_saves_for_hf(tmp_path):
     """A random-init small BERT saved by HF: our episode loss and every gradient equal HF's mean-pooled,
     normalised prototypes; our save_pretrained opens in HF's BertModel."""
@@ -426,6 +427,7 @@ def _recipe(tmp_path, name, *extra):
     return code, out
 
 
+@pytest.mark.slow  # about 12 s: three recipe runs
 def test_recipe_runs_on_the_synthetic_family_and_resumes_exactly(tmp_path, capsys):
     """A run stopped by its time budget prints the command that finishes it; that command (every
     run-shaping option carried, here non-default ones) resumes it to the same numbers as a run that
