@@ -20,7 +20,8 @@ from models.progress import progress_allowed, set_progress
 
 # recipe name -> (module path, one-line description)
 RECIPES: dict[str, tuple[str, str]] = {
-    "demo": ("models.demo", "train a small MLP on a synthetic task and print the loss falling"),
+    "demo": ("models.demo", "a tour of the book, one stop per chapter on embedded data (< 3 min): runs/demo/report.md"),
+    "mlp-demo": ("models.recipes.mlp_demo", "train a small MLP on two spirals and print the loss falling"),
     "ngram": ("models.recipes.ngram", "N-gram language models with every smoothing: perplexity by order"),
     "word2vec": ("models.recipes.word2vec", "Word2Vec skip-gram/CBOW with negative sampling: neighbours, analogies, PCA plot"),
     "nplm": ("models.recipes.nplm", "Word2Vec-based feed-forward neural LM (Bengio 2003) vs the N-gram table"),

@@ -1,69 +1,37 @@
-"""Demo recipe: an MLP learns two interleaved spirals with minigrad (autograd + Adam).
+"""Recipe ``python -m models demo``: a tour of the book, one stop per chapter, in under three minutes.
 
-    python -m models demo [--steps 300] [--seed 0]
+    python -m models demo                    # every stop; writes runs/demo/report.md and its PNGs
+    python -m models demo --chapter 2        # one stop (1, 1.4, 2, 3, 4, 4.3, 5, 5.3, appendix)
 
-It prints the loss falling and the final accuracy. Everything it uses — Tensor, backward,
-nn.Linear, optim.Adam — is plain NumPy underneath and readable in ``minigrad/``.
+Embedded data only (CPython's documentation text, the synthetic reversal task, the synthetic few-shot
+reviews). § 4.2 and the appendix use the real all-MiniLM-L6-v2 and § 5.3 the real SmolLM2-135M when
+their packages are installed, and print the install line otherwise. Each stop prints one line; the
+report (Markdown, PNGs linked) says more and names the recipe that runs the chapter in full. The stops
+are in ``models.tour``; the two-spirals MLP that used to be the demo is ``python -m models mlp-demo``.
 """
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
-import numpy as np
-
-import minigrad
-from minigrad import nn, optim
-
-
-def two_spirals(n_per_class: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Points on two interleaved spirals, labelled 0 and 1."""
-    t = np.sqrt(rng.random(n_per_class)) * 3 * np.pi  # angle, denser near the centre
-    arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (3 * np.pi)  # (N, 2)
-    x = np.concatenate([arm, -arm]) + noise * rng.standard_normal((2 * n_per_class, 2))
-    y = np.concatenate([np.zeros(n_per_class, np.int64), np.ones(n_per_class, np.int64)])
-    return x.astype(np.float32), y
-
-
-class MLP(nn.Module):
-    def __init__(self, sizes: list[int]):
-        super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-
-    def forward(self, x):
-        for layer in self.layers[:-1]:
-            x = layer(x).tanh()
-        return self.layers[-1](x)  # (N, classes) logits
-
-
-def cross_entropy(logits, target):
-    """−log softmax(logits)[target], averaged over the batch."""
-    return -logits.log_softmax(-1).gather(1, target.reshape(-1, 1)).mean()
+from models.recipes.common import add_common_arguments, print_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=300, help="training steps (full batch)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden units per layer")
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=0)
+    from models.tour import stop_keys
+
+    parser.add_argument("--chapter", choices=stop_keys(), default=None,
+                        help="run only this stop (default: all of them)")
+    add_common_arguments(parser, out="runs/demo", seed="every stop's data, initialisation and sampling")
 
 
-def run(args) -> int:
-    if args.steps <= 0 or args.hidden <= 0:
-        raise SystemExit("demo: --steps and --hidden must be positive")
-    minigrad.manual_seed(args.seed)
-    x, y = two_spirals(500, 0.02, np.random.default_rng(args.seed))
-    xt, yt = minigrad.Tensor(x), minigrad.Tensor(y)
-    model = MLP([2, args.hidden, args.hidden, 2])
-    opt = optim.Adam(model.parameters(), lr=args.lr)
-    print(f"two spirals, {len(x)} points; MLP 2-{args.hidden}-{args.hidden}-2, Adam lr={args.lr}")
-    for step in range(1, args.steps + 1):
-        opt.zero_grad()
-        loss = cross_entropy(model(xt), yt)
-        loss.backward()
-        opt.step()
-        if step == 1 or step % 50 == 0 or step == args.steps:
-            print(f"step {step:4d}  loss {loss.item():.4f}")
-    with minigrad.no_grad():
-        accuracy = float((model(xt).data.argmax(-1) == y).mean())
-    print(f"training accuracy {accuracy:.3f}")
+def run(args: argparse.Namespace) -> int:
+    from models.tour import TourContext, run_tour
+
+    start = time.perf_counter()
+    ctx = TourContext(Path(args.out), seed=args.seed, plots=not args.no_plot)
+    print_line(f"A tour of 『안녕, 트랜스포머』 (Hello, Transformer), seed {args.seed}: one line per stop")
+    path, _ = run_tour(ctx, None if args.chapter is None else [args.chapter], log=print_line)
+    print_line(f"wrote {path} ({time.perf_counter() - start:.0f} s)")
     return 0

@@ -1,4 +1,4 @@
-"""The CLI and the demo recipe: listed recipes, determinism under a seed, the loss falls."""
+"""The CLI and the mlp-demo recipe: listed recipes, determinism under a seed, the loss falls."""
 import re
 
 from models.cli import RECIPES, main
@@ -16,9 +16,9 @@ def test_list_names_every_recipe(capsys):
 
 
 def test_demo_learns_and_is_deterministic(capsys):
-    assert main(["demo", "--steps", "120", "--seed", "3"]) == 0
+    assert main(["mlp-demo", "--steps", "120", "--seed", "3"]) == 0
     first = capsys.readouterr().out
-    assert main(["demo", "--steps", "120", "--seed", "3"]) == 0
+    assert main(["mlp-demo", "--steps", "120", "--seed", "3"]) == 0
     second = capsys.readouterr().out
     assert first == second
     losses = _losses(first)
