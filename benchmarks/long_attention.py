@@ -1,7 +1,12 @@
 """Long-sequence attention (book §§ 4.8–4.9): minigrad vs PyTorch / Hugging Face, same process, same threads.
 
-    python -m benchmarks.long_attention [--threads 1] [--repeats 3] [--quick] [--max-length 16384]
-                                        [--sections curves,bigbird-book,reformer-book,reversible]
+    python -m benchmarks.long_attention          # quick (< 2 min on a quiet 2-core machine): n ≤ 2,048, 1 repeat
+    python -m benchmarks.long_attention --full   # the issue's: n = 512 … 16,384, 3 repeats (≈ 10–15 min)
+        [--threads 1] [--repeats R] [--max-length N] [--sections curves,bigbird-book,reformer-book,reversible]
+
+The default is a quick run: curves to n = 2,048 (peak memory at the longest only), the book's BigBird table
+at 32, 128 and 512 tokens, the Reformer table at its two ends, the reversible stack of 1, 2 and 4 layers at
+n = 2,048; one repeat. ``--full`` runs everything below.
 
 1. ``curves`` — (a) the attention alone (q, k, v given; batch 1, 12 heads of 64), forward + backward,
    n = 512 … 16,384: ours dense, BigBird block-sparse (block 64, 3 random blocks) and Reformer LSH (chunks of
@@ -36,16 +41,21 @@ SECTIONS = ("curves", "bigbird-book", "reformer-book", "reversible")
 def _arguments():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for both NumPy's BLAS and torch")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
-    parser.add_argument("--quick", action="store_true", help="one repeat, lengths up to 4,096: a smoke run")
-    parser.add_argument("--max-length", type=int, default=16384, help="longest n of the cost curves")
+    parser.add_argument("--full", action="store_true",
+                        help="the issue's measurement: n up to 16,384, 3 repeats, every book row, 1-12 reversible layers")
+    parser.add_argument("--quick", action="store_true", help="the default (kept for scripts that pass it)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats, median (default: 1; --full: 3)")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="longest n of the cost curves (default: 2048; --full: 16384)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's default (large arrays mmapped afresh); see long_attention.reuse_freed_memory")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # internal: LIB:KIND:N in a fresh process
     args = parser.parse_args()
-    if args.quick:
-        args.repeats, args.max_length = 1, min(args.max_length, 4096)
+    if args.full and args.quick:
+        parser.error("--full and --quick exclude each other")
+    args.repeats = args.repeats or (3 if args.full else 1)
+    args.max_length = args.max_length or (16384 if args.full else 2048)
     args.sections = [s for s in args.sections.split(",") if s]
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown:
@@ -156,22 +166,23 @@ def _mib(value) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-def section_curves(torch, repeats: int, max_length: int, threads: int) -> None:
+def section_curves(torch, repeats: int, max_length: int, threads: int, full: bool) -> None:
     lengths = [n for n in LENGTHS if n <= max_length]
+    memory_at = set(lengths) if full else {lengths[-1]}  # each peak is a fresh interpreter (~5 s): quick, one length
     # (a) the attention alone, q, k, v given: ours dense / block-sparse / LSH, torch's SDPA
     rows, ours_times, ours_mem = [], {k: {} for k in ("dense", "bigbird", "lsh")}, {}
     for n in lengths:
         specs = [f"ours:{k}:{n}:attention" for k in ("dense", "bigbird", "lsh") if k != "dense" or n <= OURS_DENSE_MAX]
         if n <= TORCH_DENSE_MAX:
             specs.append(f"torch:dense:{n}:attention")
-        memory = {spec: peak_mib_fresh_process(spec, threads) for spec in specs}
+        memory = {spec: peak_mib_fresh_process(spec, threads) for spec in specs} if n in memory_at else {}
         times = alternate([_step(torch, spec) for spec in specs], repeats)
         for spec, t in zip(specs, times):
             lib, kind = spec.split(":")[:2]
             if lib == "ours":
-                ours_times[kind][n], ours_mem[kind, n] = t, memory[spec]
+                ours_times[kind][n], ours_mem[kind, n] = t, memory.get(spec)
             rows.append({"n": n, "attention": f"{'ours' if lib == 'ours' else 'torch SDPA'} {kind}",
-                         "fwd+bwd ms": f"{t * 1e3:.1f}", "peak MiB": _mib(memory[spec])})
+                         "fwd+bwd ms": f"{t * 1e3:.1f}", "peak MiB": _mib(memory.get(spec))})
             print(rows[-1], flush=True)
         if n > OURS_DENSE_MAX:
             rows.append({"n": n, "attention": "ours dense", "fwd+bwd ms": "not run",
@@ -184,7 +195,7 @@ def section_curves(torch, repeats: int, max_length: int, threads: int) -> None:
             ours = f"ours:{kind}:{n}:layer" if kind != "dense" or n <= OURS_DENSE_MAX else None
             ref = f"torch:{kind}:{n}:layer" if kind != "bigbird" or n <= HF_BIGBIRD_MAX else None
             specs = [s for s in (ours, ref) if s]
-            memory = {s: peak_mib_fresh_process(s, threads) for s in specs} if n in (4096, 16384) else {}
+            memory = {s: peak_mib_fresh_process(s, threads) for s in specs} if n in memory_at & {4096, 16384} else {}
             t = dict(zip(specs, alternate([_step(torch, s) for s in specs], repeats)))
             name = f"{kind} layer n={n}"
             if ours and ref:
@@ -220,7 +231,7 @@ def section_curves(torch, repeats: int, max_length: int, threads: int) -> None:
 # ----------------------------------------------------------------------------------------------
 # 2. the book's BigBird table
 # ----------------------------------------------------------------------------------------------
-def section_bigbird_book(torch, repeats: int) -> None:
+def section_bigbird_book(torch, repeats: int, full: bool) -> None:
     import transformers
 
     from models.bert import BertConfig, BertModel
@@ -233,9 +244,10 @@ def section_bigbird_book(torch, repeats: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hf_bigbird = transformers.BigBirdModel(transformers.BigBirdConfig()).eval()
-        hf_roberta = transformers.RobertaModel(transformers.RobertaConfig()).eval()
+        hf_roberta = transformers.RobertaModel(transformers.RobertaConfig(max_position_embeddings=514,  # roberta-base's
+                                                                            type_vocab_size=1)).eval()
     rows = []
-    for n in (32, 64, 128, 256, 512):
+    for n in (32, 64, 128, 256, 512) if full else (32, 128, 512):
         ids = np.random.default_rng(n).integers(5, 50000, (1, n))
         t_ids = torch.from_numpy(ids)
 
@@ -271,7 +283,7 @@ CRIME_AND_PUNISHMENT = dict(attn_layers=["local", "lsh", "local", "lsh", "local"
                             max_position_embeddings=524288, is_decoder=True)
 
 
-def section_reformer_book(torch, repeats: int) -> None:
+def section_reformer_book(torch, repeats: int, full: bool) -> None:
     import transformers
 
     from models.reformer import ReformerConfig, ReformerModelWithLMHead
@@ -282,7 +294,8 @@ def section_reformer_book(torch, repeats: int) -> None:
         warnings.simplefilter("ignore")
         hf_model = transformers.ReformerModelWithLMHead(transformers.ReformerConfig(**CRIME_AND_PUNISHMENT)).eval()
     rows = []
-    for batch, n in ((32, 64), (16, 128), (8, 256), (4, 512), (2, 1024), (1, 2048)):
+    shapes = ((32, 64), (16, 128), (8, 256), (4, 512), (2, 1024), (1, 2048)) if full else ((32, 64), (1, 2048))
+    for batch, n in shapes:
         ids = np.random.default_rng(n).integers(0, 320, (batch, n))
         t_ids = torch.from_numpy(ids)
 
@@ -304,15 +317,17 @@ def section_reformer_book(torch, repeats: int) -> None:
 # ----------------------------------------------------------------------------------------------
 # 4. reversible layers
 # ----------------------------------------------------------------------------------------------
-def section_reversible(n: int = 8192) -> None:
-    rows = reversible_memory([1, 2, 4, 8, 12], n)
+def section_reversible(full: bool) -> None:
+    n, layers = (8192, [1, 2, 4, 8, 12]) if full else (2048, [1, 2, 4])
+    rows = reversible_memory(layers, n)
     base = rows[0]
     table = [{"layers": r["layers"], "reversible MiB": f"{r['reversible MiB']:.1f}",
               "× 1 layer": f"{r['reversible MiB'] / base['reversible MiB']:.2f}",
               "stored MiB": f"{r['stored MiB']:.1f}", "× 1 layer ": f"{r['stored MiB'] / base['stored MiB']:.2f}",
               "reversible s": f"{r['reversible s']:.2f}", "stored s": f"{r['stored s']:.2f}",
               "of which gradients MiB": f"{r['gradients MiB']:.1f}"} for r in rows]
-    print_table(f"Reformer encoder forward + backward, n = {n}: peak NumPy memory (target: 12 layers ≤ 1.3× one)",
+    print_table(f"Reformer encoder forward + backward, n = {n}: peak NumPy memory (target: 12 layers ≤ 1.3× one)"
+                + ("" if full else "; --full: 1-12 layers at n = 8,192"),
                 table, list(table[0]))
 
 
@@ -323,16 +338,17 @@ def main(args) -> None:
     if args.memory_of:  # a fresh process, glibc's default malloc: peak_memory_mib's own setting
         return measure_memory(torch, args.memory_of)
     reused = False if args.default_malloc else reuse_freed_memory()
-    print(f"threads: {args.threads}, repeats: {args.repeats}, malloc: "
+    print(f"{'full' if args.full else 'quick (--full: the issue lengths)'} run; "
+          f"threads: {args.threads}, repeats: {args.repeats}, malloc: "
           + ("reusing freed memory (ours and torch alike)" if reused else "glibc's default"))
     if "curves" in args.sections:
-        section_curves(torch, args.repeats, args.max_length, args.threads)
+        section_curves(torch, args.repeats, args.max_length, args.threads, args.full)
     if "bigbird-book" in args.sections:
-        section_bigbird_book(torch, args.repeats)
+        section_bigbird_book(torch, args.repeats, args.full)
     if "reformer-book" in args.sections:
-        section_reformer_book(torch, args.repeats)
+        section_reformer_book(torch, args.repeats, args.full)
     if "reversible" in args.sections:
-        section_reversible()
+        section_reversible(args.full)
 
 
 if __name__ == "__main__":
