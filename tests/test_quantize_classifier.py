@@ -266,3 +266,12 @@ def test_quantize_task_mode_writes_the_table(tmp_path, capsys):
     assert "book acc." in metrics["table"] and "0.816" in metrics["table"]
     assert main(["quantize", "--classifier", str(base), "--out", str(out)]) == 2
     assert "--classifier belongs to the classifier mode; add --task" in capsys.readouterr().err
+
+
+def test_the_error_histogram_is_a_png_named_after_its_scheme(tmp_path):
+    from models.recipes.quantize_classifier import _plot_errors, _slug
+
+    assert _slug("Q4_1 blocks (weights only)") == "q4_1_blocks_weights_only"
+    path = tmp_path / f"error_histogram_{_slug('static int8, min-max')}.png"
+    _plot_errors(path, "static int8, min-max", np.random.default_rng(0).normal(0, 0.01, (24, 2)))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
