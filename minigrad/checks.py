@@ -7,6 +7,7 @@ passes a ragged list, a str or an unknown dtype reads what to fix instead of a N
 """
 from __future__ import annotations
 
+import numbers
 import operator
 
 import numpy as np
@@ -75,3 +76,41 @@ def sizes(fn: str, shape) -> tuple:
         except TypeError:
             raise TypeError(f"{fn}: sizes must be integers, got {describe(s)} in {tuple(shape)!r}") from None
     return tuple(out)
+
+
+def number(fn: str, name: str, value) -> float:
+    """``float(value)`` for a real number (not a bool, a str or None), with an error naming ``fn`` and ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a number, got {describe(value)}")
+    return float(value)
+
+
+def integer(fn: str, name: str, value) -> int:
+    """``operator.index(value)``: an int (or NumPy integer), not a float, a str or None."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an integer, got {describe(value)}") from None
+
+
+def norm_axis(fn: str, ndim: int, axis) -> int:
+    """``axis`` in [0, ndim) from Python's negative indexing; a 0-d tensor takes dim 0 or -1, as in torch."""
+    axis = integer(fn, "dim", axis)
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise IndexError(f"{fn}: dimension {axis} out of range for a tensor with {ndim} dimensions")
+    return axis % max(ndim, 1)
+
+
+def resolve_shape(fn: str, old: tuple, new: tuple) -> tuple:
+    """The target shape of a reshape with its one ``-1`` worked out, or an error naming ``fn``."""
+    size = int(np.prod(old))
+    if new.count(-1) > 1:
+        raise ValueError(f"{fn}: only one dimension can be -1, got {new}")
+    if -1 in new:
+        known = int(np.prod([s for s in new if s != -1]))
+        if known == 0 or size % known:
+            raise ValueError(f"{fn}: cannot reshape tensor of shape {old} into {new}")
+        new = tuple(size // known if s == -1 else s for s in new)
+    if int(np.prod(new)) != size:
+        raise ValueError(f"{fn}: cannot reshape tensor of shape {old} (size {size}) into {new}")
+    return new

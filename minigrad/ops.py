@@ -663,13 +663,16 @@ class Max(Function):
 
 
 class LogSumExp(Function):
-    """log Σ exp(x), computed as m + log Σ exp(x − m);  d/dx = exp(x − logsumexp(x))."""
+    """log Σ exp(x), computed as m + log Σ exp(x − m);  d/dx = exp(x − logsumexp(x)).
+
+    Over an empty dimension it is log 0 = −inf, as in torch (``initial``: the max of nothing is −inf)."""
 
     def forward(self, x, axis, keepdims):
         self.axis, self.keepdims = axis, keepdims
-        m = np.max(x, axis=axis, keepdims=True)
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
         m = np.where(np.isfinite(m), m, 0)  # all −inf rows stay −inf instead of nan
-        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        with np.errstate(divide="ignore"):  # log 0 = −inf: the exact answer for all −inf (or no) terms
+            out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
         return self.save_output(out if keepdims else np.squeeze(out, axis=axis))
 
     def backward(self, g):
@@ -683,7 +686,8 @@ class Softmax(Function):
 
     def forward(self, x, axis):
         self.axis = axis
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        # initial=−inf: an empty axis has max −inf instead of raising, and gives an empty softmax (as torch)
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
         e /= np.sum(e, axis=axis, keepdims=True)
         return self.save_output(e)
 
@@ -697,6 +701,8 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis):
         self.axis = axis
+        if x.ndim and x.shape[axis] == 0:  # an empty axis: an empty result, as torch (and no log 0 warning)
+            return self.save_output(x.copy())
         shifted = x - np.max(x, axis=axis, keepdims=True)
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
         return self.save_output(out)

@@ -2,6 +2,8 @@
 ``Generator`` objects for code that wants its own stream. The same seed gives the same numbers."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from minigrad.checks import check_dtype, describe, sizes
@@ -58,6 +60,13 @@ def _like(fn: str, t) -> Tensor:
     return t
 
 
+def _fill(fn: str, value):
+    """A fill value is one number (bool, int or float), as torch's ``fill_value: Number``; None is not NaN."""
+    if not isinstance(value, (bool, numbers.Real)):
+        raise TypeError(f"{fn}: fill_value must be a number, got {describe(value)}")
+    return value
+
+
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """A new tensor holding a copy of ``data`` (float32 for Python floats)."""
     return Tensor(np.array(_default_array(data, dtype, fn="tensor"), copy=True), requires_grad=requires_grad)
@@ -77,7 +86,7 @@ def empty(*size, dtype=None, requires_grad=False) -> Tensor:
 
 
 def full(size, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.full(_size("full", (size,)), fill_value, dtype=_dtype("full", dtype)), requires_grad=requires_grad)
+    return Tensor(np.full(_size("full", (size,)), _fill("full", fill_value), dtype=_dtype("full", dtype)), requires_grad=requires_grad)
 
 
 def eye(n: int, m: int | None = None, dtype=None, requires_grad=False) -> Tensor:
@@ -108,7 +117,7 @@ def empty_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
 def full_like(t: Tensor, fill_value, dtype=None, requires_grad=False) -> Tensor:
     """A tensor of ``t``'s shape (and dtype, unless given) filled with ``fill_value``."""
     t = _like("full_like", t)
-    return Tensor(np.full(t.shape, fill_value, dtype=t.dtype if dtype is None else _dtype("full_like", dtype)),
+    return Tensor(np.full(t.shape, _fill("full_like", fill_value), dtype=t.dtype if dtype is None else _dtype("full_like", dtype)),
                   requires_grad=requires_grad)
 
 

@@ -22,7 +22,11 @@ import numpy as np
 from minigrad import ops
 from minigrad.checks import check_dtype as _check_dtype
 from minigrad.checks import describe as _describe
+from minigrad.checks import integer as _integer
+from minigrad.checks import norm_axis as _norm_axis
+from minigrad.checks import number as _number
 from minigrad.checks import numeric_array as _numeric_array
+from minigrad.checks import resolve_shape as _resolve_shape
 from minigrad.checks import sizes as _shape_arg
 from minigrad.kernels import activation as kernels_activation
 from minigrad.function import (  # noqa: F401  (grad mode is re-exported here, where it used to live)
@@ -290,7 +294,8 @@ class Tensor:
         return ops.Div.apply(*self._pair(other, "div", True))
 
     def __pow__(self, exponent):
-        if not isinstance(exponent, Tensor) and np.ndim(exponent) == 0:
+        if isinstance(exponent, numbers.Real) or (isinstance(exponent, np.ndarray) and exponent.ndim == 0
+                                                  and exponent.dtype.kind in "biuf"):
             return ops.PowScalar.apply(self, exponent=float(exponent))
         return ops.Pow.apply(*self._pair(exponent, "pow"))
 
@@ -339,10 +344,10 @@ class Tensor:
         return Tensor._wrap(~self.data)
 
     def __and__(self, other):
-        return Tensor._wrap(self.data & _operand_data("and", other))
+        return Tensor._wrap(self.data & _bitwise_operand("and", self, other))
 
     def __or__(self, other):
-        return Tensor._wrap(self.data | _operand_data("or", other))
+        return Tensor._wrap(self.data | _bitwise_operand("or", self, other))
 
     def __abs__(self):
         return self.abs()
@@ -407,6 +412,10 @@ class Tensor:
     def rsqrt(self):
         return ops.PowScalar.apply(self, exponent=-0.5)
 
+    def reciprocal(self):
+        """1 / x (an integer tensor gives float32, as torch)."""
+        return 1.0 / self
+
     def abs(self):
         return ops.Abs.apply(self)
 
@@ -462,7 +471,8 @@ class Tensor:
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        return ops.Clamp.apply(self, lo=min, hi=max)
+        lo, hi = (None if v is None else _number("clamp", name, v) for name, v in (("min", min), ("max", max)))
+        return ops.Clamp.apply(self, lo=lo, hi=hi)
 
     clip = clamp
 
@@ -499,10 +509,12 @@ class Tensor:
 
     def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         axis, keepdims = _axis_args("argmax", self, axis, keepdims, dim, keepdim, single=True)
+        _check_nonempty_reduction("argmax", self, axis)
         return Tensor._wrap(np.argmax(self.data, axis=axis, keepdims=keepdims))
 
     def argmin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         axis, keepdims = _axis_args("argmin", self, axis, keepdims, dim, keepdim, single=True)
+        _check_nonempty_reduction("argmin", self, axis)
         return Tensor._wrap(np.argmin(self.data, axis=axis, keepdims=keepdims))
 
     def var(self, axis=None, keepdims: bool = False, *, correction: int = 1, dim=None, keepdim=None,
@@ -517,7 +529,8 @@ class Tensor:
 
     def std(self, axis=None, keepdims: bool = False, *, correction: int = 1, dim=None, keepdim=None,
             unbiased=None):
-        return self.var(axis, keepdims, correction=correction, dim=dim, keepdim=keepdim, unbiased=unbiased).sqrt()
+        axis, keepdims = _axis_args("std", self, axis, keepdims, dim, keepdim)  # errors name std, not var
+        return self.var(axis, keepdims, correction=correction, unbiased=unbiased).sqrt()
 
     def logsumexp(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
         axis, keepdims = _axis_args("logsumexp", self, axis, keepdims, dim, keepdim)
@@ -545,6 +558,24 @@ class Tensor:
         return ops.Reshape.apply(self, shape=new_shape)
 
     view = reshape
+
+    def reshape_as(self, other):
+        return self.reshape(_tensor_arg("reshape_as", other).shape)
+
+    view_as = reshape_as
+
+    def expand_as(self, other):
+        return self.expand(_tensor_arg("expand_as", other).shape)
+
+    def type_as(self, other):
+        return self.astype(_tensor_arg("type_as", other).dtype)
+
+    def t(self):
+        """The transpose of a matrix; 0-d and 1-D tensors come back as they are (torch's ``t()``)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor with at most 2 dimensions, got shape {self.shape}; "
+                             "use transpose(dim0, dim1) or permute")
+        return self.T
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         if self.ndim == 0:
@@ -624,11 +655,13 @@ class Tensor:
 
     def tril(self, diagonal: int = 0):
         """The lower triangle of the last two dimensions (on and below ``diagonal``); zeros above."""
-        return self._triangle("tril", np.tri(*self.shape[-2:], k=diagonal, dtype=bool) if self.ndim >= 2 else None)
+        k = _integer("tril", "diagonal", diagonal)
+        return self._triangle("tril", np.tri(*self.shape[-2:], k=k, dtype=bool) if self.ndim >= 2 else None)
 
     def triu(self, diagonal: int = 0):
         """The upper triangle of the last two dimensions (on and above ``diagonal``); zeros below."""
-        return self._triangle("triu", ~np.tri(*self.shape[-2:], k=diagonal - 1, dtype=bool) if self.ndim >= 2 else None)
+        k = _integer("triu", "diagonal", diagonal)
+        return self._triangle("triu", ~np.tri(*self.shape[-2:], k=k - 1, dtype=bool) if self.ndim >= 2 else None)
 
     def _triangle(self, op: str, keep):
         if keep is None:
@@ -709,27 +742,6 @@ def _promote(op: str, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return a, b
 
 
-def _resolve_shape(op: str, old: tuple, new: tuple) -> tuple:
-    size = int(np.prod(old))
-    if new.count(-1) > 1:
-        raise ValueError(f"{op}: only one dimension can be -1, got {new}")
-    if -1 in new:
-        known = int(np.prod([s for s in new if s != -1]))
-        if known == 0 or size % known:
-            raise ValueError(f"{op}: cannot reshape tensor of shape {old} into {new}")
-        new = tuple(size // known if s == -1 else s for s in new)
-    if int(np.prod(new)) != size:
-        raise ValueError(f"{op}: cannot reshape tensor of shape {old} (size {size}) into {new}")
-    return new
-
-
-def _norm_axis(op: str, ndim: int, axis: int) -> int:
-    axis = int(axis)
-    if not -max(ndim, 1) <= axis < max(ndim, 1):
-        raise IndexError(f"{op}: dimension {axis} out of range for a tensor with {ndim} dimensions")
-    return axis % max(ndim, 1)
-
-
 def _axis_args(op, t, axis, keepdims, dim, keepdim, single=False):
     if dim is not None:
         axis = dim
@@ -746,7 +758,7 @@ def _axis_args(op, t, axis, keepdims, dim, keepdim, single=False):
 
 
 def _reduced_count(shape: tuple, axis) -> int:
-    if axis is None:
+    if axis is None or not shape:  # a 0-d tensor reduced over its dim 0 (or -1) is its one element, as in torch
         return int(np.prod(shape))
     axes = axis if isinstance(axis, tuple) else (axis,)
     return int(np.prod([shape[a] for a in axes]))
@@ -764,6 +776,21 @@ def _operand_data(op: str, other):
     if type(other) in (float, int, bool):
         return other
     return _operand(op, other)
+
+
+def _tensor_arg(op: str, other) -> Tensor:
+    if not isinstance(other, Tensor):
+        raise TypeError(f"{op}: expects a Tensor, got {_describe(other)}")
+    return other
+
+
+def _bitwise_operand(op: str, t: Tensor, other):
+    """``&`` and ``|`` take bool or integer tensors (torch's bitwise_and/or), not floats."""
+    data = _operand_data(op, other)
+    kinds = (t.dtype.kind, np.asarray(data).dtype.kind)
+    if any(k not in "biu" for k in kinds):
+        raise TypeError(f"{op}: expects bool or integer tensors, got dtypes {t.dtype} and {np.asarray(data).dtype}")
+    return data
 
 
 def _is_numbers(other) -> bool:
@@ -852,15 +879,21 @@ def where(condition, x, y) -> Tensor:
     return ops.Where.apply(x, y, condition=cond)
 
 
+def _some_tensor(op: str, a, b) -> Tensor:
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{op}: expects at least one Tensor, got {_describe(a)} and {_describe(b)}")
+    return a if isinstance(a, Tensor) else b
+
+
 def maximum(a, b) -> Tensor:
     """Elementwise maximum; at ties each side gets half the gradient (as torch.maximum)."""
-    like = a if isinstance(a, Tensor) else b
+    like = _some_tensor("maximum", a, b)
     return ops.Maximum.apply(*_promote("maximum", _as_tensor(a, like, "maximum"), _as_tensor(b, like, "maximum")))
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum = -maximum(-a, -b)."""
-    like = a if isinstance(a, Tensor) else b
+    like = _some_tensor("minimum", a, b)
     return -maximum(-_as_tensor(a, like, "minimum"), -_as_tensor(b, like, "minimum"))
 
 
@@ -871,6 +904,10 @@ def cat(tensors, dim: int = 0) -> Tensor:
         raise ValueError("cat: expected a non-empty list of tensors")
     tensors = [_as_tensor(t, tensors[0] if isinstance(tensors[0], Tensor) else None, "cat") for t in tensors]
     first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: tensor {i} is 0-dimensional (a scalar), which cannot be concatenated; "
+                             "use minigrad.stack to make a new dimension")
     axis = _norm_axis("cat", first.ndim, dim)
     for i, t in enumerate(tensors):
         if t.ndim != first.ndim or t.shape[:axis] + t.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:]:
@@ -890,26 +927,30 @@ def stack(tensors, dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
-    shape = _raw(tensors[0]).shape if isinstance(tensors[0], Tensor) else np.shape(tensors[0])
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    tensors = [_as_tensor(t, like, "stack") for t in tensors]
+    shape = tensors[0].shape
     for i, t in enumerate(tensors):
-        if np.shape(_raw(t)) != shape:
-            raise ValueError(f"stack: tensor {i} has shape {np.shape(_raw(t))}, tensor 0 has {shape}")
+        if t.shape != shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape}, tensor 0 has {shape}")
     d = _norm_axis("stack", len(shape) + 1, dim)
-    return cat([_as_tensor(t, op="stack").unsqueeze(d) for t in tensors], dim=d)
+    return cat([t.unsqueeze(d) for t in tensors], dim=d)
 
 
 def split(t: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
     """Pieces of size ``split_size`` (last may be smaller) or of the listed sizes."""
+    if t.ndim == 0:
+        raise ValueError("split: expects a tensor with at least 1 dimension, got a 0-dimensional one (a scalar)")
     axis = _norm_axis("split", t.ndim, dim)
     n = t.shape[axis]
-    if isinstance(split_size_or_sections, int):
+    if isinstance(split_size_or_sections, (int, np.integer)):
         if split_size_or_sections <= 0:
             raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
         sizes = [split_size_or_sections] * (n // split_size_or_sections)
         if n % split_size_or_sections:
             sizes.append(n % split_size_or_sections)
     else:
-        sizes = [int(s) for s in split_size_or_sections]
+        sizes = list(_shape_arg("split", (split_size_or_sections,)))
         if sum(sizes) != n:
             raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, dimension {dim} has size {n}")
     pieces, start = [], 0
@@ -922,6 +963,9 @@ def split(t: Tensor, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]
 
 def chunk(t: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     """Split into ``chunks`` pieces of size ceil(n / chunks) (PyTorch's rule)."""
+    chunks = _integer("chunk", "chunks", chunks)
+    if t.ndim == 0:
+        raise ValueError("chunk: expects a tensor with at least 1 dimension, got a 0-dimensional one (a scalar)")
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = t.shape[_norm_axis("chunk", t.ndim, dim)]

@@ -4,9 +4,10 @@ Each recipe is a module with ``add_arguments(parser)`` and ``run(args) -> int``.
 listed here by name and imported only when chosen, so ``python -m models list`` stays fast.
 
 A bad option or file, for every recipe, is one ``error:`` line on standard error and exit status 2:
-argparse reports the malformed flags, ``--out`` naming an existing file is refused before the recipe
-starts, and a ``ValueError`` or ``OSError`` the recipe raises (a negative ``--steps``, a missing
-``--checkpoint``) is printed without its traceback. ``MINIGRAD_TRACEBACK=1`` shows the traceback.
+a malformed or out-of-range flag is argparse's message on one line (without the usage block, which
+``--help`` prints), ``--out`` naming an existing file is refused before the recipe starts, and a
+``ValueError`` or ``OSError`` the recipe raises (a negative ``--steps``, a missing ``--checkpoint``) is
+printed without its traceback. ``MINIGRAD_TRACEBACK=1`` shows the traceback.
 """
 from __future__ import annotations
 
@@ -67,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_path, help_text = RECIPES[name]
     module = importlib.import_module(module_path)
-    parser = argparse.ArgumentParser(prog=f"python -m models {name}", description=help_text)
+    parser = _OneLineErrors(prog=f"python -m models {name}", description=help_text)
     module.add_arguments(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (they draw only on a terminal anyway; logs get one line per epoch)")
-    args = parser.parse_args(argv[1:])
+    try:
+        args = parser.parse_args(argv[1:])
+    except _FlagError as err:
+        return _report(str(err))
     problem = _out_problem(name, getattr(args, "out", None))
     if problem:
         return _report(problem)
@@ -85,6 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         return _report(_input_error_text(name, err))
     finally:
         set_progress(was_enabled)
+
+
+class _FlagError(Exception):
+    """A flag argparse refused (unknown, malformed, out of range), as one line."""
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse's error message without its usage block: one ``error:`` line like every other bad input."""
+
+    def error(self, message):
+        raise _FlagError(f"{self.prog}: {message} (the flags: {self.prog} --help)")
 
 
 def _out_problem(name: str, out) -> str | None:

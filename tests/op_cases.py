@@ -418,6 +418,20 @@ def comparison_methods_case(draw):
 
 
 @st.composite
+def like_methods_case(draw):
+    """expand_as / reshape_as / view_as / type_as take the shape or dtype of another tensor."""
+    (sa, sb), _ = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=3, max_side=3))
+    target = np.broadcast_shapes(sa, sb)
+    a, b = draw(array(sa)), draw(array(target))
+
+    def fn(ns, x, y):
+        flat = ns.const(np.zeros(x.numel(), dtype=np.float32)).type_as(x)  # float32 zeros, in x's dtype
+        return x.expand_as(y) * y + (x.reshape(-1) + flat).reshape_as(x) + x.reshape(-1).view_as(x)
+
+    return Instance([a, b], fn)
+
+
+@st.composite
 def eye_case(draw):
     n, m = draw(small_dim), draw(small_dim)
     return Instance([draw(array((draw(small_dim), n)))], lambda ns, t: t @ ns.lib.eye(n, m, dtype=t.dtype))
@@ -491,6 +505,7 @@ CASES: dict[str, st.SearchStrategy] = {
     "pow_method": binary(lambda ns, a, b: a.pow(b), domain_a="positive"),
     "comparison_methods": comparison_methods_case(),
     # ... elementwise math, the step functions (zero gradient, in the graph) ...
+    "reciprocal": unary(lambda ns, a: a.reciprocal(), domain="nonzero"),
     "tan": unary(lambda ns, a: a.tan(), domain="unit"),
     "log2": unary(lambda ns, a: a.log2(), domain="positive"),
     "sign": unary(lambda ns, a: a.sign() * a, domain="nonzero"),
@@ -513,6 +528,10 @@ CASES: dict[str, st.SearchStrategy] = {
     "tril": triangle_case("tril"),
     "triu": triangle_case("triu"),
     "cumsum": cumsum_case(),
+    "t": unary(lambda ns, a: a.t(), shape_strategy=hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=4)),
+    "like_methods": like_methods_case(),
     "eye": eye_case(),
+    # empty's values are torch's uninitialised memory (ours are zeros): only the shape it makes is compared here
+    "empty": unary(lambda ns, a: a.expand(*ns.lib.empty((2,) + tuple(a.shape), dtype=a.dtype).shape)),
     "full_like": unary(lambda ns, a: a * ns.lib.full_like(a, 2.5) + ns.lib.full_like(a, -1.0)),
 }

@@ -118,7 +118,8 @@ def test_comparison_with_something_that_is_not_numbers_is_false_as_in_torch():
 
 def test_method_forms_are_explicit_methods():
     for name in ("add", "sub", "mul", "div", "pow", "eq", "ne", "lt", "le", "gt", "ge", "masked_fill", "repeat",
-                 "flip", "tril", "triu", "cumsum", "tan", "log2", "floor", "ceil", "trunc", "sign"):
+                 "flip", "tril", "triu", "cumsum", "tan", "log2", "floor", "ceil", "trunc", "sign", "t", "reciprocal",
+                 "expand_as", "reshape_as", "type_as"):
         assert Tensor.__dict__[name].__qualname__ == f"Tensor.{name}", name  # written in the class, no setattr
 
 
@@ -135,6 +136,58 @@ def test_method_forms_give_the_operators_results():
     floor_int = Tensor([-7, 7]).div(2, rounding_mode="floor")
     assert floor_int.dtype == np.int64 and floor_int.tolist() == [-4, 3]  # integer ÷ integer stays integer
     assert abs(Tensor([-2.0, 3.0])).tolist() == [2.0, 3.0]
+    m = Tensor(np.arange(6.0).reshape(2, 3))
+    assert m.t().shape == (3, 2) and a.t().tolist() == a.tolist() and Tensor(2.0).t().item() == 2.0
+    assert m.expand_as(minigrad.zeros(4, 2, 3)).shape == (4, 2, 3) and a.reshape_as(m[:1].T).shape == (3, 1)
+    assert Tensor(np.ones(6)).view_as(m).shape == (2, 3) and Tensor([1, 2]).type_as(m).dtype == np.float64
+    assert Tensor([1, 4]).reciprocal().tolist() == [1.0, 0.25] and Tensor([1, 4]).reciprocal().dtype == np.float32
+
+
+SCALAR_REDUCTIONS = ["sum", "mean", "max", "min", "var", "std", "logsumexp", "argmax", "argmin"]
+
+
+@pytest.mark.parametrize("dim", [0, -1])
+@pytest.mark.parametrize("reduction", SCALAR_REDUCTIONS)
+def test_reducing_a_0d_tensor_over_dim_0_or_minus_1_works_as_in_torch(reduction, dim):
+    torch = pytest.importorskip("torch")
+    ours = getattr(Tensor(np.float64(2.5)), reduction)(dim=dim)
+    torch_name = {"max": "amax", "min": "amin"}.get(reduction, reduction)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that var/std of one element has no degrees of freedom
+        theirs = getattr(torch.tensor(2.5, dtype=torch.float64), torch_name)(dim)
+    assert ours.shape == () and np.array_equal(ours.data, theirs.numpy(), equal_nan=True)
+    with pytest.raises(IndexError, match=rf"{reduction}: dimension 1 out of range for a tensor with 0 dimensions"):
+        getattr(Tensor(2.5), reduction)(dim=1)
+
+
+def test_0d_tensor_gradients_through_dim_0():
+    x = leaf(2.5)
+    (x.mean(dim=0) + x.max(dim=-1) + x.logsumexp(dim=0)).backward()
+    assert x.grad == 3.0
+    assert Tensor(2.0).softmax(0).item() == 1.0 and Tensor(2.0).log_softmax(-1).item() == 0.0  # as torch
+
+
+@pytest.mark.parametrize("shape, dim", [((0,), 0), ((2, 0), 1), ((0, 3), 0), ((0, 3), 1), ((2, 0, 3), -2)])
+def test_softmax_and_logsumexp_over_an_empty_dimension_as_torch(shape, dim):
+    torch = pytest.importorskip("torch")
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        x = leaf(np.zeros(shape))
+        y = getattr(x, name)(dim)
+        ref = getattr(torch.zeros(shape, dtype=torch.float64), name)(dim)
+        assert y.shape == tuple(ref.shape) and np.array_equal(y.data, ref.numpy()), name  # logsumexp: -inf
+        y.sum().backward()
+        assert x.grad.shape == shape
+
+
+def test_log_of_no_terms_is_minus_inf_without_a_warning():
+    assert Tensor([-INF, -INF]).logsumexp(0).item() == -INF
+
+
+def test_empty_argmax_and_max_are_clear_errors_as_in_torch():
+    for name in ("argmax", "argmin", "max", "min"):
+        with pytest.raises(ValueError, match=rf"{name}: cannot reduce over an empty dimension \(input shape \(2, 0\)\)"):
+            getattr(minigrad.zeros(2, 0), name)(dim=1)
+    assert minigrad.zeros(0, 3).argmax(dim=1).shape == (0,)  # nothing to reduce over an empty *other* dim: fine
 
 
 # ------------------------------------------------------------------ shape ops and factories
@@ -317,6 +370,78 @@ def test_randint_and_arange_ranges():
     assert minigrad.arange(3, 3).shape == (0,) and minigrad.arange(5, 0, -2).tolist() == [5, 3, 1]
 
 
+def test_scalars_where_torch_needs_a_dimension():
+    with pytest.raises(ValueError, match=r"cat: tensor 1 is 0-dimensional \(a scalar\), which cannot be "
+                                         r"concatenated; use minigrad.stack"):
+        minigrad.cat([Tensor([1.0]), Tensor(2.0)])  # used to raise ZeroDivisionError
+    with pytest.raises(ValueError, match=r"split: expects a tensor with at least 1 dimension, got a 0-dimensional"):
+        Tensor(2.0).split(1)  # used to raise IndexError: tuple index out of range
+    with pytest.raises(ValueError, match=r"chunk: expects a tensor with at least 1 dimension"):
+        Tensor(2.0).chunk(1)
+    with pytest.raises(ValueError, match=r"t: expects a tensor with at most 2 dimensions, got shape \(2, 2, 2\)"):
+        minigrad.zeros(2, 2, 2).t()
+
+
+def test_arguments_that_are_not_numbers_or_integers():
+    t = Tensor([1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match=r"pow: the other operand must hold numbers .* got dtype <U1 \(str 'a'\)"):
+        t.pow("a")  # used to be NumPy's "could not convert string to float"
+    with pytest.raises(TypeError, match=r"pow: the other operand .* got None"):
+        t ** None
+    assert (t ** np.float64(2)).tolist() == [1.0, 4.0, 9.0] and (t ** np.array(2)).tolist() == [1.0, 4.0, 9.0]
+    with pytest.raises(TypeError, match=r"clamp: min must be a number, got str 'a'"):
+        t.clamp("a")  # used to be UFuncTypeError
+    with pytest.raises(TypeError, match=r"clamp: max must be a number, got list \[1.0\]"):
+        t.clamp(0.0, [1.0])
+    with pytest.raises(TypeError, match=r"tril: diagonal must be an integer, got float 1.5"):
+        minigrad.zeros(2, 2).tril(1.5)  # used to run with diagonal 1.5
+    with pytest.raises(TypeError, match=r"triu: diagonal must be an integer, got str 'a'"):
+        minigrad.zeros(2, 2).triu("a")
+    with pytest.raises(TypeError, match=r"cumsum: dim must be an integer, got NoneType None"):
+        t.cumsum(None)
+    with pytest.raises(TypeError, match=r"softmax: dim must be an integer, got str 'a'"):
+        t.softmax("a")
+    with pytest.raises(TypeError, match=r"sum: dim must be an integer, got float 0.5"):
+        t.sum(dim=0.5)
+    with pytest.raises(TypeError, match=r"chunk: chunks must be an integer, got float 2.0"):
+        t.chunk(2.0)
+    with pytest.raises(TypeError, match=r"split: sizes must be integers, got str 'a'"):
+        t.split([1, "a"])
+    with pytest.raises(TypeError, match=r"full_like: fill_value must be a number, got NoneType None"):
+        minigrad.full_like(t, None)  # used to fill with NaN
+    with pytest.raises(TypeError, match=r"full_like: fill_value must be a number, got list \[1, 2\]"):
+        minigrad.full_like(t, [1, 2])
+    with pytest.raises(TypeError, match=r"full: fill_value must be a number, got str 'a'"):
+        minigrad.full((2,), "a")
+    with pytest.raises(TypeError, match=r"maximum: expects at least one Tensor, got int 1 and int 2"):
+        minigrad.maximum(1, 2)  # used to be AttributeError: 'int' object has no attribute '_lift'
+    with pytest.raises(TypeError, match=r"minimum: expects at least one Tensor"):
+        minigrad.minimum(1.0, 2.0)
+    with pytest.raises(TypeError, match=r"stack: the other operand must hold numbers .* got None"):
+        minigrad.stack([t, None])  # used to say "tensor 1 has shape ()"
+    with pytest.raises(TypeError, match=r"and: expects bool or integer tensors, got dtypes bool and float64"):
+        (t > 1) & 1.5
+    with pytest.raises(TypeError, match=r"or: expects bool or integer tensors, got dtypes float32 and bool"):
+        t | (t > 1)
+    assert ((t > 1) & (t < 3)).tolist() == [False, True, False] and (Tensor([6, 3]) | 1).tolist() == [7, 3]
+    with pytest.raises(TypeError, match=r"expand_as: expects a Tensor, got tuple \(2, 3\)"):
+        t.expand_as((2, 3))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: minigrad.nn.ELU("a"), r"ELU: alpha must be a number, got str 'a'"),
+    (lambda: minigrad.nn.CELU(None), r"CELU: alpha must be a number, got NoneType None"),
+    (lambda: minigrad.nn.CELU(0), r"CELU: alpha must be nonzero"),
+    (lambda: minigrad.nn.LeakyReLU("x"), r"LeakyReLU: negative_slope must be a number, got str 'x'"),
+    (lambda: minigrad.nn.Hardtanh("a"), r"Hardtanh: min_val must be a number, got str 'a'"),
+    (lambda: minigrad.nn.Hardtanh(2, 1), r"Hardtanh: min_val \(2\) must not be greater than max_val \(1\)"),
+    (lambda: minigrad.nn.Softplus("a"), r"Softplus: beta must be a number, got str 'a'"),
+])
+def test_activation_modules_check_their_arguments(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()  # used to be float()'s "could not convert string to float"
+
+
 def test_bad_arguments_of_the_new_ops():
     x = Tensor(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"repeat: got 1 repeat counts for a tensor with 2 dimensions"):
@@ -439,6 +564,26 @@ def test_every_recipe_refuses_an_out_that_is_a_file_before_it_starts(tmp_path, c
     assert main([name, *required, "--out", str(existing / "run1")]) == 2
     assert f"is inside '{existing}', which is an existing file" in _one_error_line(capsys)
     assert existing.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_reports_a_bad_flag_on_one_line(capsys, name):
+    from models.cli import main
+
+    assert main([name, *_recipe_out_and_required(name)[1], "--no-such-flag"]) == 2  # not argparse's usage block
+    assert _one_error_line(capsys) == (f"error: python -m models {name}: unrecognized arguments: --no-such-flag "
+                                       f"(the flags: python -m models {name} --help)\n")
+
+
+def test_a_flag_out_of_range_and_a_missing_required_flag_are_one_line(capsys):
+    from models.cli import main
+
+    assert main(["word2vec", "--epochs", "-1"]) == 2
+    assert "word2vec: argument --epochs: must be >= 1, got -1" in _one_error_line(capsys)
+    assert main(["finetune"]) == 2
+    assert "finetune: the following arguments are required: --task" in _one_error_line(capsys)
+    assert main(["mlp-demo", "--steps", "-1"]) == 2  # used to be SystemExit: a message without "error:", status 1
+    assert _one_error_line(capsys) == "error: mlp-demo recipe: --steps must be positive, got -1\n"
 
 
 def test_quantize_argument_and_file_errors(tmp_path, capsys, monkeypatch):

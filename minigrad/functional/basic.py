@@ -1,12 +1,11 @@
 """Functional forms of the activations, ``linear``, ``dropout``, ``embedding``, ``pad`` and ``one_hot``."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from minigrad import ops
 from minigrad.checks import describe, numeric_array
+from minigrad.checks import number as _number
 from minigrad.kernels import embedding as embedding_kernel
 from minigrad.kernels import linear as linear_kernel
 from minigrad.random import Generator, _rng
@@ -41,10 +40,6 @@ def _float_input(fn: str, x) -> Tensor:
     return x
 
 
-def _number(fn: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a number, got {describe(value)}")
-    return float(value)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:

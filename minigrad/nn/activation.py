@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 
 from minigrad import functional as F
+from minigrad.checks import number
 from minigrad.nn.module import Module
 from minigrad.tensor import Tensor
 
@@ -61,9 +62,9 @@ class Softplus(Module):
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()
-        if not beta > 0:
+        self.beta, self.threshold = number("Softplus", "beta", beta), number("Softplus", "threshold", threshold)
+        if not self.beta > 0:
             raise ValueError(f"Softplus: beta must be positive, got {beta!r}")
-        self.beta, self.threshold = float(beta), float(threshold)
 
     def forward(self, x: Tensor) -> Tensor:
         return x.softplus(beta=self.beta, threshold=self.threshold)
@@ -77,7 +78,7 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0):
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = number(type(self).__name__, "alpha", alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha)
@@ -90,9 +91,9 @@ class CELU(ELU):
     """CELU(x) = max(0, x) + min(0, α·(exp(x/α) − 1))."""
 
     def __init__(self, alpha: float = 1.0):
-        if alpha == 0:
-            raise ValueError("CELU: alpha must be nonzero (the input is divided by it), got 0")
         super().__init__(alpha)
+        if self.alpha == 0:
+            raise ValueError("CELU: alpha must be nonzero (the input is divided by it), got 0")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.celu(x, self.alpha)
@@ -103,7 +104,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
@@ -117,9 +118,9 @@ class Hardtanh(Module):
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
         super().__init__()
-        if min_val > max_val:
+        self.min_val, self.max_val = number("Hardtanh", "min_val", min_val), number("Hardtanh", "max_val", max_val)
+        if self.min_val > self.max_val:
             raise ValueError(f"Hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val})")
-        self.min_val, self.max_val = float(min_val), float(max_val)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val)
