@@ -86,6 +86,7 @@ def hf_models(torch, teacher, student):
         import transformers
     except ImportError:
         return None
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars would break the tables
     with tempfile.TemporaryDirectory() as tmp:
         teacher.save_pretrained(f"{tmp}/teacher")
         student.save_pretrained(f"{tmp}/student")

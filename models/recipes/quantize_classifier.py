@@ -114,6 +114,7 @@ def _torch_rows(float_model, data, pad: int, spec, labels, ours: dict, folder: P
         return []
     from models.finetune import collate, length_bucketed_batches
 
+    transformers.utils.logging.disable_progress_bar()  # its "Loading weights" bar would break the log
     hf_dir = folder / "hf-float32"
     float_model.save_pretrained(hf_dir)
     hf = transformers.BertForSequenceClassification.from_pretrained(hf_dir, local_files_only=True).eval()
