@@ -76,6 +76,8 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         arr = _default_array(data, dtype)
+        if requires_grad is not False and requires_grad is not True:
+            _check_flag("Tensor", requires_grad)
         if requires_grad and arr.dtype.kind not in _FLOAT_KINDS:
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {arr.dtype}")
         self.data = arr
@@ -190,6 +192,7 @@ class Tensor:
         return Tensor._wrap(self.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        _check_flag("requires_grad_", requires_grad)
         if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
             raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got dtype {self.dtype}")
         if not self.is_leaf and not requires_grad:
@@ -776,6 +779,12 @@ def _operand_data(op: str, other):
     if type(other) in (float, int, bool):
         return other
     return _operand(op, other)
+
+
+def _check_flag(fn: str, requires_grad) -> None:
+    """requires_grad is a bool (as torch): the str "no" would otherwise be truthy and turn gradients on."""
+    if not isinstance(requires_grad, (bool, np.bool_)):
+        raise TypeError(f"{fn}: requires_grad must be True or False, got {_describe(requires_grad)}")
 
 
 def _tensor_arg(op: str, other) -> Tensor:

@@ -426,6 +426,11 @@ def test_arguments_that_are_not_numbers_or_integers():
     assert ((t > 1) & (t < 3)).tolist() == [False, True, False] and (Tensor([6, 3]) | 1).tolist() == [7, 3]
     with pytest.raises(TypeError, match=r"expand_as: expects a Tensor, got tuple \(2, 3\)"):
         t.expand_as((2, 3))
+    with pytest.raises(TypeError, match=r"Tensor: requires_grad must be True or False, got str 'no'"):
+        Tensor([1.0], requires_grad="no")  # used to be truthy: a leaf that requires grad
+    with pytest.raises(TypeError, match=r"requires_grad_: requires_grad must be True or False, got int 1"):
+        Tensor([1.0]).requires_grad_(1)
+    assert Tensor([1.0], requires_grad=np.bool_(True)).requires_grad
 
 
 @pytest.mark.parametrize("make, message", [
