@@ -185,7 +185,7 @@ def test_log_of_no_terms_is_minus_inf_without_a_warning():
 
 def test_empty_argmax_and_max_are_clear_errors_as_in_torch():
     for name in ("argmax", "argmin", "max", "min"):
-        with pytest.raises(ValueError, match=rf"{name}: cannot reduce over an empty dimension \(input shape \(2, 0\)\)"):
+        with pytest.raises(ValueError, match=rf"{name}: cannot reduce over an empty dimension \(input shape \(2, 0\)"):
             getattr(minigrad.zeros(2, 0), name)(dim=1)
     assert minigrad.zeros(0, 3).argmax(dim=1).shape == (0,)  # nothing to reduce over an empty *other* dim: fine
 
