@@ -39,7 +39,7 @@ def ngram(ctx: TourContext) -> StopResult:
               for s, label in (("laplace", "Laplace (add-1)"), ("kneser_ney", "Kneser-Ney"))]
     lines = [f"Validation perplexity on {sum(map(len, valid)):,} words of the embedded corpus "
              f"(trained on {sum(map(len, train)):,}):", "", *lines, "",
-             f"Sampled from Kneser-Ney n={best_n}: *{sentence}*", "",
+             f"Sampled from Kneser-Ney n={best_n}: `{sentence}`", "",
              "Full run: `python -m models ngram` (every smoothing, n = 1..5)."]
     figures = []
     path = ctx.figure("ngram_perplexity.png")
@@ -91,7 +91,7 @@ def gru_lm(ctx: TourContext, windows: int = 120) -> StopResult:
     lines = [f"Embedding 64 → GRU 128 → softmax over {len(vocab):,} words, "
              f"{sum(p.data.size for p in model.parameters()):,} parameters, {steps} truncated-BPTT windows of "
              f"16 x 35 words: validation perplexity **{valid_ppl:,.1f}** vs the unigram model's "
-             f"{unigram:,.1f}.", "", f"Sampled (temperature 0.8): *{text}*", "",
+             f"{unigram:,.1f}.", "", f"Sampled (temperature 0.8): `{text}`", "",
              "Full run: `python -m models gru-lm` (5 epochs: 34.7 on the whole corpus)."]
     summary = f"GRU LM: perplexity {valid_ppl:.0f} after {steps} windows (unigram {unigram:.0f}); \"{' '.join(text.split()[:8])} ...\""
     return StopResult(summary, lines)

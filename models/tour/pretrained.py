@@ -274,6 +274,10 @@ def _smollm2_answer(max_new_tokens: int = 3) -> tuple[str, str, float] | None:
 
 
 # ---------------------------------------------------------------------------------------------- appendix
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
+
+
 def quantization(ctx: TourContext) -> StopResult:
     """Dynamic int8 quantization of every Linear of MiniLM (or a tiny BERT): bytes, output error, cosine."""
     import minigrad
@@ -316,12 +320,12 @@ def quantization(ctx: TourContext) -> StopResult:
     lines = [f"`quantize_dynamic` on {name}: every Linear gets int8 weights (per output channel) and an exact "
              "int32 accumulator; activations are quantized per batch.", "",
              "| | float32 | int8 |", "|---|---:|---:|",
-             f"| model bytes | {size_f / 1e6:,.1f} MB | {size_q / 1e6:,.1f} MB |",
-             f"| Linear layers | {linear_f / 1e6:,.1f} MB | {(linear_f - (size_f - size_q)) / 1e6:,.1f} MB |",
+             f"| model bytes | {_megabytes(size_f)} | {_megabytes(size_q)} |",
+             f"| Linear layers | {_megabytes(linear_f)} | {_megabytes(linear_f - (size_f - size_q))} |",
              f"| sentence vectors (4) | {t_float * 1000:.0f} ms | {t_int8 * 1000:.0f} ms |", "",
              f"Largest difference of an embedding coordinate {np.abs(e_float - e_int8).max():.4f}; cosine of float "
              f"and int8 vectors ≥ {cosine.min():.4f}. (The word-embedding table stays float32.)", "",
              "Full runs: `python -m models quantize` (dynamic vs static, grid PNG), "
              "`python -m models quantize --task sst2 --data ../shared/data`."]
-    return StopResult(f"int8: {name.split(' (')[0]} {size_f / 1e6:.1f} MB -> {size_q / 1e6:.1f} MB, cosine(float, "
+    return StopResult(f"int8: {name.split(' (')[0]} {_megabytes(size_f)} -> {_megabytes(size_q)}, cosine(float, "
                       f"int8) >= {cosine.min():.4f}", lines)
