@@ -105,7 +105,8 @@ def book_map_markdown(rows=BOOK_MAP) -> str:
     """The README's book map: a lead line and one table row per section."""
     lines = ["**Book map.** Each section of the book, its code, the recipe that runs it "
              "(`python -m models <recipe>`), the tests that check it and what they compare with. "
-             "`python -m models demo` stops at every chapter.", "",
+             "`python -m models demo` stops at every chapter; `notebooks/` holds one walkthrough per chapter "
+             "(a `# %%`-cell file: open it as a notebook with jupytext / VS Code, or run it as a script).", "",
              "| § | what it is | code | recipe | tests | checked against |", "|---|---|---|---|---|---|"]
     for r in rows:
         tests = ", ".join(f"`{t.removeprefix('tests/')}`" for t in r.tests)
