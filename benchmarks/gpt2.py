@@ -15,7 +15,7 @@ The tokenizer's throughput vs HF ``GPT2Tokenizer`` and tiktoken: ``python -m ben
 Printed, never asserted; medians of ``--repeats`` rounds, each timing ours then torch, so load on a
 shared machine hits both.
 """
-from benchmarks.common import compare_row, fmt_ms, median_time, parse_args, peak_memory_mib, print_table
+from benchmarks.common import compare_row, fmt_ms, parse_args, peak_memory_mib, print_table
 
 ARGS = parse_args(__doc__.splitlines()[0]) if __name__ == "__main__" else None
 
@@ -24,18 +24,10 @@ import tempfile  # noqa: E402
 import numpy as np  # noqa: E402  (after thread setup)
 
 import minigrad  # noqa: E402
+from benchmarks.bert import alternate  # noqa: E402  (ours then torch each round)
 from models.gpt import GPT2LMHeadModel  # noqa: E402
 
 SIZE = dict(vocab_size=50257, n_positions=256, n_embd=256, n_layer=4, n_head=4)
-
-
-def _alternate(ours, ref, repeats: int) -> tuple[float, float]:
-    t_ours, t_ref = [], []
-    ours(), ref()  # warm-up
-    for _ in range(repeats):
-        t_ours.append(median_time(ours, 1, warmup=0))
-        t_ref.append(median_time(ref, 1, warmup=0))
-    return float(np.median(t_ours)), float(np.median(t_ref))
 
 
 def models(torch, transformers, directory: str):
@@ -65,7 +57,7 @@ def bench_train_step(torch, ours_model, ref_model, repeats: int, B: int = 8, T: 
         ref_opt.step()
 
     memory = peak_memory_mib(ours), peak_memory_mib(ref)
-    return (*_alternate(ours, ref, repeats), *memory)
+    return (*alternate(ours, ref, repeats), *memory)
 
 
 def bench_generation(torch, ours_model, ref_model, repeats: int, batch: int, use_cache: bool, new: int = 64):
@@ -84,7 +76,7 @@ def bench_generation(torch, ours_model, ref_model, repeats: int, batch: int, use
             result["ref"] = ref_model.generate(t_prompt, attention_mask=mask, max_new_tokens=new, do_sample=False,
                                                pad_token_id=0, use_cache=use_cache).numpy()
 
-    t_ours, t_ref = _alternate(ours, ref, repeats)
+    t_ours, t_ref = alternate(ours, ref, repeats)
     same = result["ours"].shape == result["ref"].shape and bool((result["ours"] == result["ref"]).all())
     return t_ours, t_ref, batch * new, same
 

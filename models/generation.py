@@ -57,6 +57,17 @@ class DecoderCache:
     def __init__(self, num_layers: int):
         self.layers = [KVCache() for _ in range(int(num_layers))]
 
+    @classmethod
+    def for_forward(cls, past_key_values, use_cache: bool, num_layers: int, owner: str):
+        """(cache, P) for a decoder's forward: ``past_key_values`` (P cached positions), a new empty
+        cache when ``use_cache`` asks for one, or (None, 0); anything but a DecoderCache is refused."""
+        cache = past_key_values
+        if cache is None and use_cache:
+            cache = cls(num_layers)
+        if cache is not None and not isinstance(cache, cls):
+            raise TypeError(f"{owner}: past_key_values must be a DecoderCache, got {type(cache).__name__}")
+        return cache, 0 if cache is None else cache.get_seq_length()
+
     def get_seq_length(self) -> int:
         """P, the number of cached positions."""
         return len(self.layers[0]) if self.layers else 0

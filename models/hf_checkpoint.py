@@ -80,6 +80,19 @@ def mismatch_report(state: dict, expected: dict, owner: str, summary: str,
     return "\n".join(lines)
 
 
+def load_matching(cls, config, state: dict, expected: dict, owner: str, summary: str, dtype=None,
+                  skippable: Callable[[str], bool] | None = None, may_be_absent: Iterable[str] = ()):
+    """``cls(config)`` in eval mode with the tensors of ``state`` that ``expected`` ({name: shape}) names,
+    after ``mismatch_report`` found nothing wrong (else its one message as a ValueError, before any model
+    is built). Names in ``may_be_absent`` and not in the file keep their fresh initial values."""
+    report = mismatch_report(state, expected, owner, summary, skippable=skippable, may_be_absent=may_be_absent)
+    if report:
+        raise ValueError(report)
+    model = cls(config, dtype=dtype, initialize=False)
+    model.load_state_dict({k: state[k] for k in expected if k in state}, strict=False)
+    return model.eval()
+
+
 def write_checkpoint(directory, state: dict, config: dict) -> None:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed), atomically."""
     directory = Path(directory)

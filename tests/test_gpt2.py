@@ -385,6 +385,8 @@ def test_bad_inputs_give_clear_errors():
         model(ids, labels=np.full((2, 5), 77))
     with pytest.raises(ValueError, match="logits_to_keep=0"):
         model(ids, labels=ids, logits_to_keep=1)
+    with pytest.raises(TypeError, match="GPT2Model: past_key_values must be a DecoderCache, got tuple"):
+        model(ids, past_key_values=((None, None),))
     with pytest.raises(TypeError, match="config must be a GPT2Config"):
         GPT2LMHeadModel(OpenAIGPTConfig())
 

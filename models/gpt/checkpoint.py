@@ -13,7 +13,7 @@ upload — has no prefix (``h.0.attn.c_attn.weight``). Loading follows HF's rule
 from __future__ import annotations
 
 from models.gpt.config import CONFIG_CLASSES, DecoderConfig, parameter_shapes
-from models.hf_checkpoint import checkpoint_folder, mismatch_report, read_config, read_weights, write_checkpoint
+from models.hf_checkpoint import checkpoint_folder, load_matching, read_config, read_weights, write_checkpoint
 
 DECODER_ROOTS = ("wte", "wpe", "h", "ln_f", "tokens_embed", "positions_embed", "drop")
 BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias", "position_ids")  # HF buffers: masks and arange, not weights
@@ -59,12 +59,7 @@ def load_pretrained(cls, directory, dtype=None, **config_overrides):
 
     summary = (f"vocab_size={config.vocab_size}, n_positions={config.n_positions}, n_embd={config.n_embd}, "
                f"n_layer={config.n_layer}, n_inner={config.inner_size}")
-    report = mismatch_report(state, expected, owner, summary, skippable=skippable)
-    if report:
-        raise ValueError(report)
-    model = cls(config, dtype=dtype, initialize=False)
-    model.load_state_dict({k: state[k] for k in expected}, strict=False)
-    return model.eval()
+    return load_matching(cls, config, state, expected, owner, summary, dtype=dtype, skippable=skippable)
 
 
 def save_pretrained(model, directory) -> None:

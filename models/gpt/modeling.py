@@ -266,12 +266,7 @@ class DecoderStack(GPTPreTrainedModel):
                 use_cache: bool = False, token_type_ids=None, output_attentions: bool = False,
                 output_hidden_states: bool = False) -> ModelOutput:
         owner = type(self).__name__
-        cache = past_key_values
-        if cache is None and use_cache:
-            cache = DecoderCache(self.config.n_layer)
-        if cache is not None and not isinstance(cache, DecoderCache):
-            raise TypeError(f"{owner}: past_key_values must be a DecoderCache, got {type(cache).__name__}")
-        past = 0 if cache is None else cache.get_seq_length()
+        cache, past = DecoderCache.for_forward(past_key_values, use_cache, self.config.n_layer, owner)
         ids, mask, positions = check_inputs(self.config, owner, input_ids, attention_mask, position_ids, past)
         T = ids.shape[1]
         x = self.token_embedding(ids) + self.position_embedding(positions)  # (B, T, C)
