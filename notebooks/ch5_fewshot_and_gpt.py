@@ -5,7 +5,8 @@
 # to classify from the support alone. Prototypical Networks (Snell et al. 2017) average each
 # class's support vectors into a prototype and pick the nearest:
 #
-# $$p_c = \frac1K \sum_{i: y_i = c} f(x_i), \qquad p(y = c \mid q) = \mathrm{softmax}_c\big(-\lVert f(q) - p_c\rVert^2\big).$$
+# $$p_c = \frac1K \sum_{i: y_i = c} f(x_i), \qquad
+#   p(y = c \mid q) = \mathrm{softmax}_c\big(-\lVert f(q) - p_c\rVert^2\big).$$
 #
 # A large language model does it without training, from examples in its prompt (in-context
 # learning): "play = played . sing = sang . tell = told . click =". Run as a script

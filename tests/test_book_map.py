@@ -17,7 +17,8 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def test_readme_holds_the_generated_book_map():
     section = readme_section(README)
     assert section is not None, f"README.md lacks the book map markers {BEGIN!r} ... {END!r}"
-    assert section.strip() == book_map_markdown(), "README's book map drifted: python -m models.book_map --readme README.md"
+    assert section.strip() == book_map_markdown(), \
+        "README's book map drifted: python -m models.book_map --readme README.md"
     assert with_book_map(README) == README  # regenerating changes nothing
 
 

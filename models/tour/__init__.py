@@ -64,7 +64,8 @@ def stop_keys() -> list[str]:
     return [s.key for s in stops()]
 
 
-def run_tour(ctx: TourContext, keys: list[str] | None = None, log=print) -> tuple[Path, list[tuple[Stop, StopResult, float]]]:
+def run_tour(ctx: TourContext, keys: list[str] | None = None,
+             log=print) -> tuple[Path, list[tuple[Stop, StopResult, float]]]:
     """Run the chosen stops (all by default), printing one line each, and write ``report.md``."""
     chosen = [s for s in stops() if keys is None or s.key in keys]
     ctx.out.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,8 @@ def gru_lm(ctx: TourContext, windows: int = 120) -> StopResult:
              f"16 x 35 words: validation perplexity **{valid_ppl:,.1f}** vs the unigram model's "
              f"{unigram:,.1f}.", "", f"Sampled (temperature 0.8): `{text}`", "",
              "Full run: `python -m models gru-lm` (5 epochs: 34.7 on the whole corpus)."]
-    summary = f"GRU LM: perplexity {valid_ppl:.0f} after {steps} windows (unigram {unigram:.0f}); \"{' '.join(text.split()[:8])} ...\""
+    summary = (f"GRU LM: perplexity {valid_ppl:.0f} after {steps} windows (unigram {unigram:.0f}); "
+               f"\"{' '.join(text.split()[:8])} ...\"")
     return StopResult(summary, lines)
 
 
@@ -119,7 +120,8 @@ def seq2seq(ctx: TourContext, epochs: int = 5) -> StopResult:
     result = evaluate(model, valid)
     source = valid_pairs[0].source
     output = "".join(tv.decode(np.asarray(result["outputs"][0], dtype=np.int64), skip_specials=True))
-    lines = [f"GRU encoder-decoder with the book's attention decoder (AttnDecoderRNN), hidden 128, {epochs} epochs on 1,500 "
+    lines = [f"GRU encoder-decoder with the book's attention decoder (AttnDecoderRNN), hidden 128, {epochs} epochs "
+             f"on 1,500 "
              f"strings of 6-8 letters: exact match **{100 * result['exact_match']:.0f} %** on 100 held-out "
              f"strings (token accuracy {100 * result['token_accuracy']:.0f} %).", "",
              f"`{source}` → `{output}` (reference `{valid_pairs[0].target}`).", "",

@@ -125,9 +125,11 @@ def _family_rows() -> list[tuple[str, str, int, str]]:
     return [
         ("4.2", "BERT-base", bert_count(BertConfig()), "the reference: MLM + NSP, WordPiece 30k"),
         ("4.3", "GPT", gpt_count(OpenAIGPTConfig()), "decoder only, causal attention, next-token LM"),
-        ("4.4", "RoBERTa-base", roberta_count(RobertaConfig()), "BERT trained longer: no NSP, dynamic masking, BPE 50k"),
+        ("4.4", "RoBERTa-base", roberta_count(RobertaConfig()),
+         "BERT trained longer: no NSP, dynamic masking, BPE 50k"),
         ("4.5", "ALBERT-base", albert_count(AlbertConfig()), "one layer shared 12 times, E=128 factorized embeddings"),
-        ("4.6", "ELECTRA-small", electra_count(ElectraConfig()), "discriminator of replaced tokens, every token learns"),
+        ("4.6", "ELECTRA-small", electra_count(ElectraConfig()),
+         "discriminator of replaced tokens, every token learns"),
         ("4.7", "DistilBERT", distil_count(DistilBertConfig()), "6 layers distilled from BERT-base"),
         ("4.8", "BigBird-base", bert_count(BigBirdConfig()), "block-sparse attention, 4,096 positions"),
         ("4.9", "Reformer (HF default config)", _reformer_count(), "LSH attention, reversible layers, axial positions"),
@@ -188,13 +190,15 @@ def fewshot(ctx: TourContext, episodes: int = 150) -> StopResult:
     after = float(np.mean(list(accuracies.values())))
     task = bench.test_tasks[0]
     predicted = predict_tasks(model, test[:1])[test[0].name]
-    shown = [f"- support ({task.class_names[int(y)]}): *{t}*" for t, y in
-             zip(task.support_texts[:1] + task.support_texts[-1:], task.support_labels[:1].tolist() + task.support_labels[-1:].tolist())]
+    first_and_last = (0, len(task.support_texts) - 1)  # one support review of each class (class-major order)
+    shown = [f"- support ({task.class_names[int(task.support_labels[i])]}): *{task.support_texts[i]}*"
+             for i in first_and_last]
     shown.append(f"- query: *{task.query_texts[0]}* → predicted **{task.class_names[int(predicted[0])]}** "
                      f"(true {task.class_names[int(task.query_labels[0])]})")
     lines = [f"A Prototypical Network (BiLSTM + self-attention encoder, small) trained on {episodes} 2-way 5-shot "
              f"episodes of {len(bench.train_tasks)} synthetic review domains; on {len(test)} unseen test tasks it "
-             f"reads only the 5 + 5 support reviews: accuracy {100 * before:.0f} % untrained → **{100 * after:.0f} %**.",
+             f"reads only the 5 + 5 support reviews: accuracy {100 * before:.0f} % untrained → "
+             f"**{100 * after:.0f} %**.",
              "", f"One test task ({task.name}):", "", *shown, "",
              "Full run: `python -m models fewshot-reviews --data ../shared/data` (ARSC, the book's Induction Network)."]
     return StopResult(f"few-shot: 2-way 5-shot accuracy on new domains {100 * before:.0f} % -> {100 * after:.0f} % "
