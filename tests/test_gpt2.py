@@ -455,6 +455,22 @@ def test_gpt_pretrain_recipe_trains_resumes_and_saves_for_hf(tmp_path, capsys):
         assert max_diff(ours(ids).logits, ref(torch.from_numpy(ids)).logits) < 1e-5
 
 
+def test_gpt_pretrain_recipe_with_gpt2s_own_tokenizer(tmp_path):
+    """--tokenizer gpt2: GPT-2's 50,257-token files from ../shared/data/gpt2_bpe, written beside the model."""
+    from models.cli import main
+    from models.recipes.gpt_pretrain import GPT2_FILES
+    from models.text.bpe import GPT2Tokenizer
+
+    if not (GPT2_FILES / "merges.txt").is_file():
+        pytest.skip(f"real data {GPT2_FILES} is absent")
+    argv = ["gpt-pretrain", "--corpus", str(_small_corpus(tmp_path)), "--tokenizer", "gpt2", *GPT_PRETRAIN_TINY,
+            "--max-steps", "1", "--no-plot", "--out", str(tmp_path / "g")]
+    assert main(argv) == 0
+    folder = tmp_path / "g" / "model"
+    assert json.loads((folder / "config.json").read_text())["vocab_size"] == 50257
+    assert GPT2Tokenizer.from_pretrained(folder).encode("Hello world<|endoftext|>") == [15496, 995, 50256]  # GPT-2's ids
+
+
 def test_gpt_pretrain_recipe_bad_options_exit_2(tmp_path, capsys):
     from models.cli import main
 
