@@ -23,6 +23,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 pytest.importorskip("accelerate")
 transformers.logging.set_verbosity_error()
+pytestmark = pytest.mark.slow  # ~90 s: transformers' GGUF loader alone takes ~45 s on 2 cores
 
 BOOK_PROMPT = "play = played . sing = sang . tell = told . click ="  # § 5.3.5
 PROMPTS = [BOOK_PROMPT, "The capital of France is", "def fibonacci(n):\n",
