@@ -265,3 +265,41 @@ def test_evaluate_objective_pools_accuracies(packed):
     roberta = evaluate_objective(tiny_roberta(np.float32), mlm_batches(packed.subset(np.arange(20)), 10, 0, 0),
                                  mlm_objective)
     assert set(roberta) == {"loss", "mlm_accuracy"}
+
+
+# ----------------------------------------------------------------------------------------------
+# the comparison recipe (BERT vs RoBERTa-style vs ELECTRA, then SST-2)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.slow  # about 10 s on a busy machine: four pre-trainings and five fine-tunings, tiny
+def test_pretrain_compare_recipe_runs_resumes_and_refuses_bad_flags(tmp_path, capsys):
+    import json
+
+    from pydoc_data.topics import topics
+
+    from models.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(topics[k] for k in sorted(topics)[:30]), encoding="utf-8")
+    rng = np.random.default_rng(0)
+    words = {0: ["dull", "boring", "bad", "mess"], 1: ["great", "funny", "moving", "fine"]}
+    sst2 = tmp_path / "sst2"  # SST-2's layout: "label sentence" lines
+    sst2.mkdir()
+    for split, n in (("train", 48), ("dev", 16), ("test", 16)):
+        labels = rng.integers(0, 2, n)
+        lines = [f"{y} the film is {' '.join(rng.choice(words[int(y)], 3))} ." for y in labels]
+        (sst2 / f"stsa.binary.{split}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["pretrain-compare", "--corpus", str(corpus), "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+            "--steps", "2", "--hidden", "16", "--heads", "2", "--layers", "1", "--max-seq-length", "32",
+            "--batch-size", "8", "--vocab-size", "400", "--finetune-epochs", "1", "--no-plot", "--no-progress"]
+    assert main(args) == 0
+    first = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    assert list(first) == ["bert", "roberta", "electra", "scratch"]
+    assert all(0.0 <= r["dev_accuracy"] <= 1.0 and 0.0 <= r["test_accuracy"] <= 1.0 for r in first.values())
+    assert "rtd_auc" in first["electra"]["end_points"] and "nsp_accuracy" in first["bert"]["end_points"]
+    assert main(args + ["--resume", "--models", "roberta"]) == 0  # pre-training done: only the fine-tuning again
+    again = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]["roberta"]
+    assert again["dev_accuracy"] == first["roberta"]["dev_accuracy"]  # same seed, same numbers
+    assert again["pretraining_seconds"] >= first["roberta"]["pretraining_seconds"] - 0.1  # earlier seconds kept
+    capsys.readouterr()
+    assert main(args + ["--models", "bert,xlnet"]) == 2
+    assert "error: pretrain-compare: --models takes names among" in capsys.readouterr().err

@@ -22,12 +22,14 @@ what this budget measures. Writes ``metrics.json``, ``curves.png`` and one folde
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 import warnings
 from pathlib import Path
 
 from models.recipes.common import corpus_name, print_line, write_metrics
+from models.text.corpus import atomic_write_text
 from models.recipes.pretraining_common import (add_encoder_arguments, check_encoder_arguments, corpus_documents,
                                                end_points, wordpiece_tokenizer)
 
@@ -99,13 +101,17 @@ def pretrain_one(name: str, args, tokenizer, train_docs: list, out: Path, log):
 
     start = time.perf_counter()
     checkpoint = out / name / "checkpoint.safetensors"
+    timing = out / name / "pretraining_seconds.json"  # a resumed run adds its seconds to the earlier ones
+    earlier = json.loads(timing.read_text())["seconds"] if args.resume and timing.is_file() else 0.0
     trainer = pretraining_trainer(model, len(data), pretrain_config(run), objective, checkpoint, args.steps, False, log,
                                   None, rngs=rngs, run_config={"copies": args.copies, "model": name},
                                   total_steps=args.steps)  # the schedule spans the step budget exactly
     if args.resume and checkpoint.is_file():
         trainer.resume()
     trainer.fit(batches)
-    seconds = time.perf_counter() - start
+    seconds = earlier + time.perf_counter() - start
+    timing.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(timing, json.dumps({"seconds": seconds, "steps": trainer.global_step}) + "\n")
     folder = out / name / "pretrained"
     model.save_pretrained(folder)
     return (folder / "discriminator" if name == "electra" else folder), trainer.history, seconds
