@@ -272,6 +272,7 @@ def test_the_error_histogram_is_a_png_named_after_its_scheme(tmp_path):
     from models.recipes.quantize_classifier import _plot_errors, _slug
 
     assert _slug("Q4_1 blocks (weights only)") == "q4_1_blocks_weights_only"
+    assert _slug("student (3 layers), float32") == "student_3_layers_float32"
     path = tmp_path / f"error_histogram_{_slug('static int8, min-max')}.png"
     _plot_errors(path, "static int8, min-max", np.random.default_rng(0).normal(0, 0.01, (24, 2)))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import statistics
 import time
 import warnings
@@ -31,7 +32,7 @@ BOOK = {"float32": {"accuracy": 0.816, "mb": 418.0, "latency": 0.0054},
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_").replace("__", "_")
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")  # "student (3 layers), float32" → student_3_layers_float32
 
 
 def _logits(model, data, pad: int) -> np.ndarray:
