@@ -55,29 +55,40 @@ def _normal_cdf_(x: np.ndarray, q: np.ndarray, e: np.ndarray) -> None:
     q += f(0.5)                                         # ... so Φ(x) = 1/2 + sign(x)·(1/2 − Φ(−|x|))
 
 
-def _gelu_float32(x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
-    """GELU(x) (g None) or g·GELU'(x) = g·(Φ(x) + x·φ(x)), blockwise; float32 in, float32 out."""
-    f = x.dtype.type
+def _blockwise(block, x: np.ndarray, g: np.ndarray | None) -> np.ndarray:
+    """Run ``block(xb, q, e, c, gb)`` over blocks of _GELU_CHUNK elements of x (flattened): q is the output
+    block, e and c two scratch blocks, gb the block of g (None for the forward pass)."""
     xs = np.ascontiguousarray(x).reshape(-1)
     gs = None if g is None else np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
     out = np.empty_like(xs)
     e_buf, c_buf = (np.empty(min(_GELU_CHUNK, xs.size), x.dtype) for _ in range(2))
     for start in range(0, xs.size, _GELU_CHUNK):
         xb = xs[start:start + _GELU_CHUNK]
-        q, e, c = out[start:start + xb.size], e_buf[:xb.size], c_buf[:xb.size]
-        if gs is None:
-            with np.errstate(over="ignore"):            # x² = inf for |x| > 1.8e19: exp(−inf) = 0 is right
-                _normal_cdf_(xb, q, e)
-            np.maximum(xb, f(-GELU_FLAT), out=c)
-            q *= c                                      # x·Φ(x), with GELU(−inf) = −0
-        else:
-            np.clip(xb, f(-GELU_FLAT), f(GELU_FLAT), out=c)
-            _normal_cdf_(c, q, e)
-            e *= c
-            e *= f(_INV_SQRT_2PI)                       # x·φ(x)
-            q += e
-            q *= gs[start:start + xb.size]
+        n = xb.size
+        block(xb, out[start:start + n], e_buf[:n], c_buf[:n], None if gs is None else gs[start:start + n])
     return out.reshape(x.shape)
+
+
+def _gelu_block(xb, q, e, c, gb) -> None:
+    """GELU(x) (gb None) or gb·GELU'(x) = gb·(Φ(x) + x·φ(x)) of one block."""
+    f = xb.dtype.type
+    if gb is None:
+        with np.errstate(over="ignore"):                # x² = inf for |x| > 1.8e19: exp(−inf) = 0 is right
+            _normal_cdf_(xb, q, e)
+        np.maximum(xb, f(-GELU_FLAT), out=c)
+        q *= c                                          # x·Φ(x), with GELU(−inf) = −0
+    else:
+        np.clip(xb, f(-GELU_FLAT), f(GELU_FLAT), out=c)
+        _normal_cdf_(c, q, e)
+        e *= c
+        e *= f(_INV_SQRT_2PI)                           # x·φ(x)
+        q += e
+        q *= gb
+
+
+def _gelu_float32(x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+    """GELU(x) (g None) or g·GELU'(x) = g·(Φ(x) + x·φ(x)), blockwise; float32 in, float32 out."""
+    return _blockwise(_gelu_block, x, g)
 
 
 class GeluFloat32(Function):
@@ -101,46 +112,43 @@ _TANH_K = math.sqrt(2.0 / math.pi)
 _TANH_C = 0.044715
 
 
+def _gelu_tanh_block(xb, q, t, c, gb) -> None:
+    """GELU_tanh(x) (gb None) or gb·GELU_tanh'(x) of one block (t and c: scratch)."""
+    f = xb.dtype.type
+    np.clip(xb, f(-GELU_FLAT), f(GELU_FLAT), out=c)  # tanh u = ±1 beyond: no overflow in x³
+    np.multiply(c, c, out=t)                            # x²
+    np.multiply(t, f(_TANH_C), out=q)
+    q += f(1.0)
+    q *= c
+    q *= f(_TANH_K)                                     # u = √(2/π)·x·(1 + 0.044715·x²)
+    if gb is None:
+        np.tanh(q, out=q)
+        q += f(1.0)
+        q *= f(0.5)
+        np.maximum(xb, f(-GELU_FLAT), out=t)
+        q *= t                                          # x·(1 + t)/2, with GELU(−inf) = −0
+    else:
+        t *= f(3 * _TANH_C)
+        t += f(1.0)
+        t *= f(_TANH_K)                                 # du/dx
+        np.tanh(q, out=q)                               # t
+        t *= c
+        np.multiply(q, q, out=c)                        # t² (c is no longer needed)
+        np.subtract(f(1.0), c, out=c)
+        t *= c                                          # x·(1 − t²)·du/dx
+        q += f(1.0)
+        q += t
+        q *= f(0.5)
+        q *= gb
+
+
 def _gelu_tanh_float32(x: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
     """GELU_tanh(x) (g None) or g·GELU_tanh'(x), blockwise in float32 (the reference ``ops.GeluTanh`` writes x³
     as ``x ** 3``, a slow power in NumPy; here it is two products):
 
         y = x·(1 + t)/2,   y' = (1 + t)/2 + x·(1 − t²)·(du/dx)/2,   du/dx = √(2/π)·(1 + 3·0.044715·x²),  t = tanh u
     """
-    f = x.dtype.type
-    xs = np.ascontiguousarray(x).reshape(-1)
-    gs = None if g is None else np.ascontiguousarray(g, dtype=x.dtype).reshape(-1)
-    out = np.empty_like(xs)
-    c_buf, t_buf = (np.empty(min(_GELU_CHUNK, xs.size), x.dtype) for _ in range(2))
-    for start in range(0, xs.size, _GELU_CHUNK):
-        xb = xs[start:start + _GELU_CHUNK]
-        q, c, t = out[start:start + xb.size], c_buf[:xb.size], t_buf[:xb.size]
-        np.clip(xb, f(-GELU_FLAT), f(GELU_FLAT), out=c)  # tanh u = ±1 beyond: no overflow in x³
-        np.multiply(c, c, out=t)                            # x²
-        np.multiply(t, f(_TANH_C), out=q)
-        q += f(1.0)
-        q *= c
-        q *= f(_TANH_K)                                     # u = √(2/π)·x·(1 + 0.044715·x²)
-        if gs is None:
-            np.tanh(q, out=q)
-            q += f(1.0)
-            q *= f(0.5)
-            np.maximum(xb, f(-GELU_FLAT), out=t)
-            q *= t                                          # x·(1 + t)/2, with GELU(−inf) = −0
-        else:
-            t *= f(3 * _TANH_C)
-            t += f(1.0)
-            t *= f(_TANH_K)                                 # du/dx
-            np.tanh(q, out=q)                               # t
-            t *= c
-            np.multiply(q, q, out=c)                        # t² (c is no longer needed)
-            np.subtract(f(1.0), c, out=c)
-            t *= c                                          # x·(1 − t²)·du/dx
-            q += f(1.0)
-            q += t
-            q *= f(0.5)
-            q *= gs[start:start + xb.size]
-    return out.reshape(x.shape)
+    return _blockwise(_gelu_tanh_block, x, g)
 
 
 class GeluTanhFloat32(Function):
