@@ -43,7 +43,7 @@ from models.bert.config import BertConfig
 from models.bert.functional import activation, check_inputs
 from models.bert.heads import BertForSequenceClassification
 from models.bert.modeling import BertEmbeddings, BertEncoder, BertPreTrainedModel, BertSelfAttention, ModelOutput
-from models.hf_checkpoint import CONFIG_NAME, checkpoint_folder, mismatch_report, read_weights, write_checkpoint
+from models.hf_checkpoint import CONFIG_NAME, checkpoint_folder, load_into, mismatch_report, read_weights, write_checkpoint
 
 ATTENTION_TYPES = ("block_sparse", "original_full")
 
@@ -310,7 +310,6 @@ def load_checkpoint(cls, directory, dtype=None, **config_overrides):
     The expected names and shapes are those of the model built from the config. HF's rules: the
     ``base_model_prefix`` is added or removed as ``cls`` needs; a head (``cls.head_roots``) wholly absent
     from the file is freshly initialised, with a warning; any other mismatch is one error listing all."""
-    import warnings
 
     owner = f"{cls.__name__}.from_pretrained"
     directory = checkpoint_folder(directory, owner)
@@ -337,12 +336,7 @@ def load_checkpoint(cls, directory, dtype=None, **config_overrides):
     report = mismatch_report(state, expected, owner, summary, may_be_absent=fresh)
     if report:
         raise ValueError(report)
-    model.load_state_dict({k: state[k] for k in expected if k in state}, strict=False)
-    if fresh:
-        warnings.warn(f"{owner}: {len(fresh)} tensors not in the checkpoint were newly initialised "
-                      f"({', '.join(fresh[:6])}{' …' if len(fresh) > 6 else ''}); train before use", stacklevel=3)
-    model.newly_initialized = fresh
-    return model.eval()
+    return load_into(model, {k: state[k] for k in expected if k in state}, fresh, owner)
 
 
 __all__ = ["BigBirdClassificationHead", "BigBirdConfig", "BigBirdEmbeddings", "BigBirdForSequenceClassification",

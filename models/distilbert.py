@@ -27,7 +27,6 @@ multiply-adds, half of bert-base's 43.5 G (the book prints 87.0 G for bert-base:
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from models.bert.config import _IGNORED_KEYS, ACTIVATIONS, PROBLEM_TYPES, _layer
 from models.bert.functional import Packing, activation, check_inputs
 from models.bert.heads import BertForSequenceClassification, masked_lm_loss
 from models.bert.modeling import BertEmbeddings, BertEncoder, BertPreTrainedModel, BertSelfAttention, ModelOutput
-from models.hf_checkpoint import CONFIG_NAME, checkpoint_folder, mismatch_report, read_weights, write_checkpoint
+from models.hf_checkpoint import CONFIG_NAME, checkpoint_folder, load_matching, read_weights, write_checkpoint
 from models.hf_config import HFConfig
 
 LAYER_NORM_EPS = 1e-12  # HF's DistilBERT fixes every LayerNorm's epsilon (no config field)
@@ -394,16 +393,8 @@ def load_pretrained(cls, directory, dtype=None, **config_overrides):
 
     summary = (f"vocab_size={config.vocab_size}, dim={config.dim}, n_layers={config.n_layers}, "
                f"hidden_dim={config.hidden_dim}, max_position_embeddings={config.max_position_embeddings}")
-    report = mismatch_report(state, expected, owner, summary, skippable=skippable, may_be_absent=fresh)
-    if report:
-        raise ValueError(report)
-    model = cls(config, dtype=dtype, initialize=bool(fresh))  # HF's init only where the file has nothing
-    model.load_state_dict({k: state[k] for k in expected if k in state}, strict=False)
-    if fresh:
-        warnings.warn(f"{owner}: {len(fresh)} tensors not in the checkpoint were newly initialised "
-                      f"({', '.join(fresh[:6])}{' …' if len(fresh) > 6 else ''}); train before use", stacklevel=3)
-    model.newly_initialized = fresh
-    return model.eval()
+    return load_matching(cls, config, state, expected, owner, summary, dtype=dtype, skippable=skippable,
+                         may_be_absent=fresh)
 
 
 __all__ = ["DistilBertConfig", "DistilBertModel", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",

@@ -5,6 +5,7 @@ checkpoint and the names/shapes a config implies, and the atomic write of a chec
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -80,17 +81,33 @@ def mismatch_report(state: dict, expected: dict, owner: str, summary: str,
     return "\n".join(lines)
 
 
+def load_into(model, arrays: dict, fresh, owner: str, stacklevel: int = 4):
+    """``arrays`` loaded into ``model`` (returned in eval mode). ``fresh``: the expected tensors the checkpoint
+    did not hold, left at their new initial values — one warning, as HF — and listed in
+    ``model.newly_initialized``. ``stacklevel`` points the warning at the caller of ``from_pretrained``."""
+    model.load_state_dict(arrays, strict=False)
+    fresh = list(fresh)
+    if fresh:
+        warnings.warn(f"{owner}: {len(fresh)} tensors not in the checkpoint were newly initialised "
+                      f"({', '.join(fresh[:6])}{' …' if len(fresh) > 6 else ''}); train before use",
+                      stacklevel=stacklevel)
+    model.newly_initialized = fresh
+    return model.eval()
+
+
 def load_matching(cls, config, state: dict, expected: dict, owner: str, summary: str, dtype=None,
-                  skippable: Callable[[str], bool] | None = None, may_be_absent: Iterable[str] = ()):
+                  skippable: Callable[[str], bool] | None = None, may_be_absent: Iterable[str] = (),
+                  stacklevel: int = 5):
     """``cls(config)`` in eval mode with the tensors of ``state`` that ``expected`` ({name: shape}) names,
     after ``mismatch_report`` found nothing wrong (else its one message as a ValueError, before any model
-    is built). Names in ``may_be_absent`` and not in the file keep their fresh initial values."""
+    is built). Names in ``may_be_absent`` that the file lacks get HF's initialisation (``load_into``); with
+    none, the model is built without initialising anything."""
     report = mismatch_report(state, expected, owner, summary, skippable=skippable, may_be_absent=may_be_absent)
     if report:
         raise ValueError(report)
-    model = cls(config, dtype=dtype, initialize=False)
-    model.load_state_dict({k: state[k] for k in expected if k in state}, strict=False)
-    return model.eval()
+    fresh = [k for k in may_be_absent if k not in state]
+    model = cls(config, dtype=dtype, initialize=bool(fresh))
+    return load_into(model, {k: state[k] for k in expected if k in state}, fresh, owner, stacklevel)
 
 
 def write_checkpoint(directory, state: dict, config: dict) -> None:

@@ -49,7 +49,7 @@ from models.bert.functional import activation
 from models.bert.modeling import ModelOutput
 from models.generation import DecoderCache, generate
 from models.gpt.modeling import attention_bias, causal_lm_loss, check_inputs
-from models.hf_checkpoint import checkpoint_folder, mismatch_report, read_config, read_weights, write_checkpoint
+from models.hf_checkpoint import checkpoint_folder, load_matching, read_config, read_weights, write_checkpoint
 from models.hf_config import HFConfig
 
 __all__ = ["LlamaConfig", "LlamaRMSNorm", "LlamaRotaryEmbedding", "LlamaAttention", "LlamaMLP",
@@ -452,12 +452,7 @@ class LlamaPreTrainedModel(nn.Module):
         summary = (f"vocab_size={config.vocab_size}, hidden_size={config.hidden_size}, num_hidden_layers="
                    f"{config.num_hidden_layers}, heads={config.num_attention_heads}/{config.num_key_value_heads}, "
                    f"intermediate_size={config.intermediate_size}")
-        report = mismatch_report(state, expected, owner, summary, skippable=skippable)
-        if report:
-            raise ValueError(report)
-        model = cls(config, dtype=dtype, initialize=False)
-        model.load_state_dict({k: state[k] for k in expected}, strict=False)
-        return model.eval()
+        return load_matching(cls, config, state, expected, owner, summary, dtype=dtype, skippable=skippable)
 
     def save_pretrained(self, directory) -> None:
         """Write ``config.json`` + ``model.safetensors`` that HF ``from_pretrained`` loads (atomic)."""

@@ -13,7 +13,6 @@ a bare ``BertModel``. Loading follows HF's rules, which make fine-tuning work:
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ import numpy as np
 
 from models.bert.config import BertConfig, backbone_shapes, head_shapes
 from models.hf_checkpoint import (CONFIG_NAME, INDEX_NAME, WEIGHTS_NAME, checkpoint_folder,  # noqa: F401
-                                  mismatch_report, read_weights, write_checkpoint)
+                                  load_into, mismatch_report, read_weights, write_checkpoint)
 
 TIED_NAMES = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
 BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
@@ -112,13 +111,7 @@ def load_pretrained(cls, directory, dtype=None, **config_overrides):
     arrays, fresh = match_state(read_weights(directory, f"{owner}.from_pretrained"), config, cls.head, owner,
                                 cls.checkpoint_layout)
     model = cls(config, dtype=dtype, initialize=bool(fresh))  # HF's init only where the file has nothing
-    model.load_state_dict(arrays, strict=False)
-    if fresh:
-        warnings.warn(f"{owner}.from_pretrained: {len(fresh)} tensors not in the checkpoint were newly "
-                      f"initialised ({', '.join(fresh[:6])}{' …' if len(fresh) > 6 else ''}); train before use",
-                      stacklevel=3)
-    model.newly_initialized = fresh
-    return model.eval()
+    return load_into(model, arrays, fresh, f"{owner}.from_pretrained")
 
 
 def save_pretrained(model, directory) -> None:
