@@ -35,13 +35,12 @@ import numpy as np
 import minigrad
 from minigrad import nn
 from minigrad.kernels.block_sparse import block_sparse_attention
-from minigrad.nn.dropout import Dropout
 from minigrad.random import Generator
 from minigrad.tensor import Tensor
 
 from models.bert.config import BertConfig
-from models.bert.functional import activation, check_inputs
-from models.bert.heads import BertForSequenceClassification
+from models.bert.functional import check_inputs
+from models.bert.heads import BertForSequenceClassification, FirstTokenClassificationHead
 from models.bert.modeling import BertEmbeddings, BertEncoder, BertPreTrainedModel, BertSelfAttention, ModelOutput
 from models.hf_checkpoint import CONFIG_NAME, checkpoint_folder, load_into, mismatch_report, read_weights, write_checkpoint
 
@@ -259,20 +258,13 @@ class BigBirdModel(BigBirdPreTrainedModel):
         return out
 
 
-class BigBirdClassificationHead(nn.Module):
-    """HF's head (RoBERTa's): logits = W_o act(W_d Dropout(h_[CLS]) + b_d) + b_o, dropout before each Linear."""
+class BigBirdClassificationHead(FirstTokenClassificationHead):
+    """HF's head (RoBERTa's): logits = W_o Dropout(act(W_d Dropout(h_[CLS]) + b_d)) + b_o, with ``act`` the
+    config's ``hidden_act`` (HF's BigBird choice; RoBERTa fixes tanh)."""
 
     def __init__(self, config: BigBirdConfig, dtype=None):
-        super().__init__()
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size, dtype=dtype)
-        self.dropout = Dropout(p)
-        self.out_proj = nn.Linear(config.hidden_size, config.num_labels, dtype=dtype)
-        self.hidden_act = config.hidden_act
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        x = activation(self.dense(self.dropout(hidden[:, 0])), self.hidden_act)  # (B, H)
-        return self.out_proj(self.dropout(x))  # (B, num_labels)
+        super().__init__(config, dtype)
+        self.act = config.hidden_act
 
 
 class BigBirdForSequenceClassification(BigBirdPreTrainedModel):
