@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.data.arsc import (
+    book_support_draws,
     BOOK_DEV_DOMAINS, BOOK_TEST_DOMAINS, BOOK_TRAIN_DOMAINS, CLASS_NAMES, THRESHOLDS, EpisodeSampler,
     FewShotTask, arsc_census, arsc_domains, build_vocab, encode_texts, load_arsc, load_fewshot,
     read_domain_list, read_task_file, sample_episode, standard_eval_tasks, training_tasks,
@@ -224,6 +225,29 @@ def test_mini_book_protocol(tmp_path):
     assert all(same_episode(a, b) for a, b in zip(bench.dev_tasks, again.dev_tasks))
     with pytest.raises(ValueError, match="protocol must be 'standard' or 'book'"):
         load_arsc(root, "paper")
+
+
+def test_book_support_draws(tmp_path):
+    root = mini_arsc(tmp_path)
+    draws = book_support_draws(root, "test", seed=3, draws=4)
+    assert len(draws) == 4 and all([e.name for e in d] == list(BOOK_TEST_DOMAINS) for d in draws)
+    for draw in draws:
+        for episode, fixed in zip(draw, load_arsc(root, "book", seed=3).test_tasks):
+            assert episode.query_texts == fixed.query_texts  # the queries stay every line of the domain
+            assert episode.support_labels.tolist() == [0] * 5 + [1] * 5
+            assert not set(episode.support_texts) & set(episode.query_texts)
+    supports = [tuple(e.support_texts for e in d) for d in draws]
+    assert len(set(supports)) == 4  # each draw its own supports (15 per class to draw from)
+    again = book_support_draws(root, "test", seed=3, draws=4)
+    assert [tuple(e.support_texts for e in d) for d in again] == supports
+    assert [e.name for e in book_support_draws(root, "dev", draws=1)[0]] == list(BOOK_DEV_DOMAINS)
+    for kwargs, message in [({"split": "train"}, "split must be 'dev' or 'test', got 'train'"),
+                            ({"draws": 0}, "draws must be an int >= 1, got 0"),
+                            ({"seed": -1}, "seed must be an int >= 0, got -1"),
+                            ({"shots": 16}, "book protocol: domain 'books' has 15 'negative' training examples "
+                                            "outside its test queries, fewer than shots=16")]:
+        with pytest.raises(ValueError, match=r"book_support_draws: " * (message[0] != "b") + message):
+            book_support_draws(root, **kwargs)
 
 
 # -------------------------------------------------------------------------- synthetic family

@@ -468,6 +468,30 @@ def test_recipe_trains_second_order_maml(tmp_path):
     assert metrics["episodes_trained"] == 3 and metrics["learner"]["first_order"] is False
 
 
+def test_recipe_book_protocol_with_support_draws(tmp_path, capsys):
+    """On a miniature ARSC folder, the book protocol scores every test domain once on its fixed
+    support and, with --support-draws, on further seeded draws: same seed, same numbers."""
+    from test_arsc import mini_arsc
+
+    from models.data.arsc import BOOK_TEST_DOMAINS
+
+    (tmp_path / "arsc").mkdir()
+    data = mini_arsc(tmp_path / "arsc")
+    runs = [_recipe(tmp_path, name, "--data", str(data), "--protocol", "book", "--vocab", "words", "--method",
+                    "proto", "--epochs", "1", "--queries", "3", "--support-draws", "3", "--no-plot")
+            for name in ("a", "b")]
+    assert [code for code, _ in runs] == [0, 0]
+    a, b = (json.loads((out / "metrics.json").read_text()) for _, out in runs)
+    draws = a["test_support_draws"]
+    assert draws["draws"] == 3 and list(draws["per_task"]) == list(BOOK_TEST_DOMAINS) == list(a["test"]["per_task"])
+    assert draws == {**b["test_support_draws"], "seconds": draws["seconds"]}
+    spread = draws["balanced"]
+    assert spread["min"] <= spread["mean"] <= spread["max"] and spread["std_over_draws"] >= 0
+    assert "test over 3 further support draws" in capsys.readouterr().out
+    assert _recipe(tmp_path, "c", "--support-draws", "2")[0] == 2
+    assert "--support-draws applies to --protocol book with --data" in capsys.readouterr().err
+
+
 def test_recipe_bad_inputs_exit_2(tmp_path, capsys):
     assert _recipe(tmp_path, "a", "--data", str(tmp_path / "missing"))[0] == 2
     assert "error: resolve_data_dir: no such folder" in capsys.readouterr().err

