@@ -173,6 +173,30 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
     _accumulate_into_leaves(leaf_grads, {id(g) for g in root_grads})
 
 
+def _masked_input_grads(node: Function, g, mask: tuple, create_graph: bool) -> list:
+    """``_input_grads`` with the node told (``needs_input_grad``) that only ``mask``'s inputs are needed."""
+    needs = node.needs_input_grad
+    node.needs_input_grad = mask
+    try:
+        return list(_input_grads(node, g, create_graph))
+    finally:
+        node.needs_input_grad = needs
+
+
+def _leading_to(order: Sequence[Function], wanted_nodes, wanted_leaves) -> dict[Function, tuple]:
+    """The nodes of ``order`` (inputs first) from which a wanted input is reached walking back
+    towards the leaves, each with the mask of its inputs that lead there — what ``grad`` must
+    run. Without it, the inner gradients of an unrolled loop (MAML) would each walk back through
+    every earlier step's graph, work that grows with the step and is all thrown away."""
+    useful: dict[Function, tuple] = {}
+    for node in order:
+        mask = tuple(need and (t in wanted_leaves if t.grad_fn is None else t.grad_fn in useful)
+                     for t, need in zip(node.inputs, node.needs_input_grad))
+        if any(mask) or node in wanted_nodes:
+            useful[node] = mask
+    return useful
+
+
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
          allow_unused: bool = False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated), with the
@@ -201,17 +225,20 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
             wanted_nodes.setdefault(t.grad_fn, []).append(t)
     wanted_leaves = {t for t in inputs if t.grad_fn is None}
     found: dict[Tensor, object] = {t: g for t, g in leaf_grads.items() if t in wanted_leaves}
+    order = _topological_order(list(pending))
+    useful = _leading_to(order, wanted_nodes, wanted_leaves)
     previous = _set_grad_enabled(create_graph)
     try:
-        for node in reversed(_topological_order(list(pending))):
-            g = pending.pop(node)
-            for t in wanted_nodes.get(node, ()):
-                found[t] = g
-            for inp, ig in _input_grads(node, g, create_graph):
-                if inp.grad_fn is not None:
-                    _add(pending, inp.grad_fn, ig)
-                elif inp in wanted_leaves:
-                    _add(found, inp, ig)
+        for node in reversed(order):
+            g = pending.pop(node, None)
+            mask = useful.get(node)
+            if mask is not None and g is not None:
+                for t in wanted_nodes.get(node, ()):
+                    found[t] = g
+                if any(mask):  # only the inputs on a path to a wanted input: the rest would be dropped
+                    for inp, ig in _masked_input_grads(node, g, mask, create_graph):
+                        _add(pending if inp.grad_fn is not None else found,
+                             inp.grad_fn if inp.grad_fn is not None else inp, ig)
             if not retain_graph:
                 node.release()
     finally:
