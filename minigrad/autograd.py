@@ -237,8 +237,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
                     found[t] = g
                 if any(mask):  # only the inputs on a path to a wanted input: the rest would be dropped
                     for inp, ig in _masked_input_grads(node, g, mask, create_graph):
-                        _add(pending if inp.grad_fn is not None else found,
-                             inp.grad_fn if inp.grad_fn is not None else inp, ig)
+                        if inp.grad_fn is not None:
+                            _add(pending, inp.grad_fn, ig)
+                        else:  # a wanted leaf: the mask lets no other leaf through
+                            _add(found, inp, ig)
             if not retain_graph:
                 node.release()
     finally:

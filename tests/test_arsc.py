@@ -11,9 +11,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.data.arsc import (
-    book_support_draws,
     BOOK_DEV_DOMAINS, BOOK_TEST_DOMAINS, BOOK_TRAIN_DOMAINS, CLASS_NAMES, THRESHOLDS, EpisodeSampler,
-    FewShotTask, arsc_census, arsc_domains, build_vocab, encode_texts, load_arsc, load_fewshot,
+    FewShotTask, arsc_census, arsc_domains, book_support_draws, build_vocab, encode_texts, load_arsc, load_fewshot,
     read_domain_list, read_task_file, sample_episode, standard_eval_tasks, training_tasks,
 )
 from models.data.synthetic_fewshot import synthetic_fewshot

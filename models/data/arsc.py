@@ -370,10 +370,16 @@ def standard_eval_tasks(data_dir: PathLike, split: str = "test", shots: int = 5)
                                  range(len(support)), query)
 
 
-def _book_eval_task(data_dir: Path, domain: str, split: str, shots: int, rng) -> Episode:
+def _book_eval_sources(data_dir: Path, domain: str, split: str) -> tuple[list[Review], FewShotTask]:
+    """A book-protocol evaluation domain's queries (its merged ``split`` files) and its merged ``.train`` pool."""
     query = [r for t in THRESHOLDS for r in read_task_file(task_path(data_dir, domain, t, split))]
+    return query, _pooled_task(domain, [task_path(data_dir, domain, t, "train") for t in THRESHOLDS])
+
+
+def _book_eval_task(domain: str, split: str, sources: tuple[list[Review], FewShotTask], shots: int, rng) -> Episode:
+    """Every query of the domain with ``shots`` examples per class drawn from its pool, none a query text."""
+    query, pool = sources
     query_texts = {r.text for r in query}
-    pool = _pooled_task(domain, [task_path(data_dir, domain, t, "train") for t in THRESHOLDS])
     chosen = []
     for c, name in enumerate(CLASS_NAMES):
         usable = [i for i in pool.indices_of(c) if pool.texts[i] not in query_texts]
@@ -414,8 +420,9 @@ def load_arsc(data_dir: PathLike, protocol: str = "standard", *, shots: int = 5,
         if paths is not None:
             train.append(_pooled_task(domain, paths))
     rng = _rng(seed)
-    dev = tuple(_book_eval_task(data_dir, d, "dev", shots, rng) for d in BOOK_DEV_DOMAINS)
-    test = tuple(_book_eval_task(data_dir, d, "test", shots, rng) for d in BOOK_TEST_DOMAINS)
+    dev = tuple(_book_eval_task(d, "dev", _book_eval_sources(data_dir, d, "dev"), shots, rng) for d in BOOK_DEV_DOMAINS)
+    test = tuple(_book_eval_task(d, "test", _book_eval_sources(data_dir, d, "test"), shots, rng)
+                 for d in BOOK_TEST_DOMAINS)
     return FewShotBenchmark("arsc-book", tuple(train), dev, test)
 
 
@@ -435,7 +442,8 @@ def book_support_draws(data_dir: PathLike, split: str = "test", *, shots: int = 
     domains = BOOK_DEV_DOMAINS if split == "dev" else BOOK_TEST_DOMAINS
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"{func}: seed must be an int >= 0, got {seed!r}")
-    return [tuple(_book_eval_task(data_dir, d, split, shots, np.random.default_rng([int(seed), r])) for d in domains)
+    sources = {d: _book_eval_sources(data_dir, d, split) for d in domains}  # read once, drawn from `draws` times
+    return [tuple(_book_eval_task(d, split, sources[d], shots, np.random.default_rng([int(seed), r])) for d in domains)
             for r in range(draws)]
 
 

@@ -34,8 +34,8 @@ import argparse
 import time
 from pathlib import Path
 
-from models.recipes.common import (TrainingFlags, add_common_arguments, positive_int, print_line, report_error,
-                                   resume_if_asked, train_config, write_metrics)
+from models.recipes.common import (TrainingFlags, add_common_arguments, non_negative_int, positive_int, print_line,
+                                   report_error, resume_if_asked, train_config, write_metrics)
 
 METHODS = ("induction", "proto", "maml", "minilm-proto")
 BOOK_ACCURACY, PAPER_ACCURACY = 0.6953, 0.8563  # the book's test accuracy; Geng et al.'s ARSC mean
@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", choices=("scaled", "book"), default="scaled",
                         help="induction: N(0, 1/fan_in) or the book's N(0, 1) routing/relation weights (default: scaled)")
     parser.add_argument("--finetune", action="store_true", help="minilm-proto: train MiniLM episodically (else frozen)")
-    parser.add_argument("--support-draws", type=int, default=0,
+    parser.add_argument("--support-draws", type=non_negative_int, default=0,
                         help="book protocol: also score the best weights on this many further seeded draws of "
                              "the test domains' 5 + 5 supports and report the mean and spread over draws (the "
                              "book averages random episodes, each with its own support); default: 0, off")
@@ -116,10 +116,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"{fail}: --method minilm-proto reads MiniLM's WordPiece ids; --vocab words does not apply")
     if args.max_length < 3:
         raise ValueError(f"{fail}: --max-length must be at least 3 (a token plus [CLS] and [SEP]), got {args.max_length}")
-    if args.support_draws < 0 or (args.support_draws and (args.protocol != "book" or args.data is None)):
+    if args.support_draws and (args.protocol != "book" or args.data is None):
         raise ValueError(f"{fail}: --support-draws applies to --protocol book with --data (the standard protocol "
-                         f"fixes each target's support), and must be >= 0; got {args.support_draws} with "
-                         f"--protocol {args.protocol}" + ("" if args.data is not None else " and no --data"))
+                         f"fixes each target's support); got --protocol {args.protocol}"
+                         + ("" if args.data is not None else " and no --data"))
     if args.select is None:
         args.select = "balanced" if args.protocol == "book" else "accuracy"
     if args.epochs is None:
@@ -237,21 +237,31 @@ def _print_scores(scores: dict, name: str, args, best_dev: dict) -> None:
              "standard protocol)" if args.data is not None else ""))
 
 
-def _support_draws(model, args, encoder) -> dict:
+def _chunk(args) -> int:
+    """Queries scored at a time: MiniLM's activations are larger than the BiLSTM's."""
+    return 64 if args.method == "minilm-proto" else 128
+
+
+def _support_draws(model, args, encoder, test: list) -> dict:
     """The best weights on ``--support-draws`` further draws of the test domains' supports
     (``book_support_draws``): per domain and over domains, the mean and the spread (population
-    std) over draws of accuracy and balanced accuracy."""
+    std) over draws of accuracy and balanced accuracy. The queries are the fixed ``test`` tasks'
+    own, already encoded: only the supports change."""
+    import dataclasses
+
     import numpy as np
 
-    from models.data.arsc import book_support_draws
-    from models.meta_learning import encode_episode, predict_tasks
+    from models.data.arsc import book_support_draws, encode_texts
+    from models.meta_learning import predict_tasks
 
     tic = time.perf_counter()
     per_draw = []  # one _scores(...) per draw
     for tasks in book_support_draws(args.data, "test", shots=args.k_shot, seed=args.seed, draws=args.support_draws):
-        batches = [encode_episode(t, encoder, args.max_length) for t in tasks]
-        per_draw.append(_scores(predict_tasks(model, batches, chunk=64 if args.method == "minilm-proto" else 128),
-                                batches))
+        batches = [dataclasses.replace(fixed, support=encode_texts(t.support_texts, encoder, args.max_length,
+                                                                   pad_to_max_length=False),
+                                       support_labels=np.asarray(t.support_labels))
+                   for fixed, t in zip(test, tasks)]
+        per_draw.append(_scores(predict_tasks(model, batches, chunk=_chunk(args)), batches))
 
     def spread(values) -> dict:
         return {"mean": float(np.mean(values)), "std_over_draws": float(np.std(values)),
@@ -266,8 +276,8 @@ def _support_draws(model, args, encoder) -> dict:
            "seconds": round(time.perf_counter() - tic, 1)}
     print(f"\ntest over {out['draws']} further support draws (seeds ({args.seed}, 0..{out['draws'] - 1})): "
           "mean ± std over draws [min, max]")
-    for n in names + ["mean over tasks"]:
-        row = out["per_task"][n] if n in out["per_task"] else {"accuracy": out["accuracy"], "balanced_accuracy": out["balanced"]}
+    rows = [*out["per_task"].items(), ("mean over tasks", {"accuracy": out["accuracy"], "balanced_accuracy": out["balanced"]})]
+    for n, row in rows:
         a, b = row["accuracy"], row["balanced_accuracy"]
         print(f"  {n:<24} accuracy {a['mean']:.4f} ± {a['std_over_draws']:.4f} [{a['min']:.4f}, {a['max']:.4f}]  "
               f"balanced {b['mean']:.4f} ± {b['std_over_draws']:.4f} [{b['min']:.4f}, {b['max']:.4f}]")
@@ -334,10 +344,10 @@ def run(args: argparse.Namespace) -> int:
         print("the encoder is frozen: no training, the prototypes of pretrained embeddings are scored")
     tic = time.perf_counter()
     best_dev = dev_accuracy(model) if trainer is None or trainer.best is None else trainer.best
-    test_scores = _scores(predict_tasks(model, test, chunk=64 if args.method == "minilm-proto" else 128), test)
+    test_scores = _scores(predict_tasks(model, test, chunk=_chunk(args)), test)
     eval_seconds = time.perf_counter() - tic
     _print_scores(test_scores, bench.name, args, best_dev)
-    draws = _support_draws(model, args, encoder) if args.support_draws else None
+    draws = _support_draws(model, args, encoder, test) if args.support_draws else None
     plot_path = args.out / "dev_accuracy.png"
     if trainer is not None and not args.no_plot and trainer.history["evals"]:
         for record in trainer.history["evals"]:  # optimizer steps -> episodes
