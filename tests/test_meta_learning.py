@@ -490,6 +490,45 @@ def test_recipe_book_protocol_with_support_draws(tmp_path, capsys):
     assert "test over 3 further support draws" in capsys.readouterr().out
     assert _recipe(tmp_path, "c", "--support-draws", "2")[0] == 2
     assert "--support-draws applies to --protocol book with --data" in capsys.readouterr().err
+    assert _recipe(tmp_path, "c", "--dev-supports", "2")[0] == 2
+    assert "--dev-supports applies to --protocol book with --data" in capsys.readouterr().err
+
+
+def test_recipe_selects_on_dev_averaged_over_supports(tmp_path, capsys, monkeypatch):
+    """--dev-supports R scores every dev domain on its fixed support and on R − 1 further draws
+    (``book_support_draws``, the same queries) and the dev curve records the mean over the R."""
+    from test_arsc import mini_arsc
+
+    import models.recipes.fewshot_reviews as recipe
+    from models.data.arsc import BOOK_DEV_DOMAINS, book_support_draws
+
+    (tmp_path / "arsc").mkdir()
+    data = mini_arsc(tmp_path / "arsc")
+    calls = []  # (tasks, scores) of every _scores call
+
+    def recording(predictions, tasks):
+        calls.append((tasks, scores := real(predictions, tasks)))
+        return scores
+
+    real = recipe._scores
+    monkeypatch.setattr(recipe, "_scores", recording)
+    code, out = _recipe(tmp_path, "r3", "--data", str(data), "--protocol", "book", "--vocab", "words", "--method",
+                        "proto", "--epochs", "2", "--queries", "3", "--no-plot", "--dev-supports", "3")
+    assert code == 0 and "5 dev tasks (30 queries, 3 supports each)" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    dev_calls = [(tasks, scores) for tasks, scores in calls if [t.name for t in tasks] == list(BOOK_DEV_DOMAINS)]
+    assert len(dev_calls) == 3 * 2 and metrics["config"]["dev_supports"] == 3  # 3 supports x 2 evaluations
+    fixed, *redrawn = [tasks for tasks, _ in dev_calls[:3]]
+    for r, draw in enumerate(book_support_draws(data, "dev", seed=0, draws=3)[1:]):  # draw 0 repeats a fixed support
+        for batch, base, task in zip(redrawn[r], fixed, draw):
+            assert batch.query is base.query and batch.support_labels.tolist() == list(task.support_labels)
+            assert batch.support.ids.shape[0] == 10 and not np.array_equal(batch.support.ids, base.support.ids)
+    for e, entry in enumerate(metrics["dev_curve"]):
+        means = [scores["balanced"]["mean"] for _, scores in dev_calls[3 * e:3 * e + 3]]
+        assert entry["dev_balanced_accuracy"] == pytest.approx(np.mean(means), abs=1e-12)
+    assert _recipe(tmp_path, "r1", "--data", str(data), "--protocol", "book", "--vocab", "words", "--method",
+                   "proto", "--epochs", "1", "--queries", "3", "--no-plot")[0] == 0
+    assert "supports each" not in capsys.readouterr().out  # the default: the fixed support alone
 
 
 def test_recipe_bad_inputs_exit_2(tmp_path, capsys):

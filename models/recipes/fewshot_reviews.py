@@ -55,7 +55,8 @@ _COUNTS = (("max_length", 128, "tokens kept per review"),
            ("dev_queries", 200, "queries per dev task, a seeded sample (the test tasks keep all)"))
 # options that shape the run: a checkpoint resumes only under the same values
 _SHAPING = ("method", "data", "protocol", "vocab", *(name for name, _, _ in _COUNTS), "lr", "meta_batch",
-            "inner_steps", "inner_lr", "first_order", "adapt", "relation", "init", "finetune", "select", "seed")
+            "inner_steps", "inner_lr", "first_order", "adapt", "relation", "init", "finetune", "select", "dev_supports",
+            "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "accuracy (the mean of the two classes' recalls, the accuracy on class-balanced "
                              "queries like the book's test batches); default: accuracy on the standard protocol, "
                              "balanced on the book's")
+    parser.add_argument("--dev-supports", type=positive_int, default=1,
+                        help="book protocol: score each dev domain with this many seeded 5 + 5 supports (the "
+                             "fixed one and further draws, same queries) and select on the mean, so one "
+                             "misleading support cannot pick the best weights (default: 1, the fixed support)")
     parser.add_argument("--lr", type=float, default=None,
                         help="Adam learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
                              + "; the book used 1e-4 for 9,999 episodes)")
@@ -119,6 +124,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.support_draws and (args.protocol != "book" or args.data is None):
         raise ValueError(f"{fail}: --support-draws applies to --protocol book with --data (the standard protocol "
                          f"fixes each target's support); got --protocol {args.protocol}"
+                         + ("" if args.data is not None else " and no --data"))
+    if args.dev_supports > 1 and (args.protocol != "book" or args.data is None):
+        raise ValueError(f"{fail}: --dev-supports applies to --protocol book with --data (the standard protocol "
+                         f"fixes each task's support); got --protocol {args.protocol}"
                          + ("" if args.data is not None else " and no --data"))
     if args.select is None:
         args.select = "balanced" if args.protocol == "book" else "accuracy"
@@ -242,26 +251,34 @@ def _chunk(args) -> int:
     return 64 if args.method == "minilm-proto" else 128
 
 
-def _support_draws(model, args, encoder, test: list) -> dict:
-    """The best weights on ``--support-draws`` further draws of the test domains' supports
-    (``book_support_draws``): per domain and over domains, the mean and the spread (population
-    std) over draws of accuracy and balanced accuracy. The queries are the fixed ``test`` tasks'
-    own, already encoded: only the supports change."""
+def _redrawn_supports(args, encoder, fixed: list, split: str, draws: int) -> list[list]:
+    """``draws`` copies of the encoded book-protocol tasks ``fixed`` (one per ``split`` domain),
+    copy ``r`` with the 5 + 5 support of ``book_support_draws`` draw ``r`` and the same queries."""
     import dataclasses
 
     import numpy as np
 
     from models.data.arsc import book_support_draws, encode_texts
+
+    return [[dataclasses.replace(batch, support=encode_texts(t.support_texts, encoder, args.max_length,
+                                                             pad_to_max_length=False),
+                                 support_labels=np.asarray(t.support_labels))
+             for batch, t in zip(fixed, tasks)]
+            for tasks in book_support_draws(args.data, split, shots=args.k_shot, seed=args.seed, draws=draws)]
+
+
+def _support_draws(model, args, encoder, test: list) -> dict:
+    """The best weights on ``--support-draws`` further draws of the test domains' supports
+    (``book_support_draws``): per domain and over domains, the mean and the spread (population
+    std) over draws of accuracy and balanced accuracy. The queries are the fixed ``test`` tasks'
+    own, already encoded: only the supports change."""
+    import numpy as np
+
     from models.meta_learning import predict_tasks
 
     tic = time.perf_counter()
-    per_draw = []  # one _scores(...) per draw
-    for tasks in book_support_draws(args.data, "test", shots=args.k_shot, seed=args.seed, draws=args.support_draws):
-        batches = [dataclasses.replace(fixed, support=encode_texts(t.support_texts, encoder, args.max_length,
-                                                                   pad_to_max_length=False),
-                                       support_labels=np.asarray(t.support_labels))
-                   for fixed, t in zip(test, tasks)]
-        per_draw.append(_scores(predict_tasks(model, batches, chunk=_chunk(args)), batches))
+    per_draw = [_scores(predict_tasks(model, batches, chunk=_chunk(args)), batches)
+                for batches in _redrawn_supports(args, encoder, test, "test", args.support_draws)]
 
     def spread(values) -> dict:
         return {"mean": float(np.mean(values)), "std_over_draws": float(np.std(values)),
@@ -307,16 +324,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {bench.name} — {len(bench.train_tasks)} training tasks"
           + (f" ({len(skipped)} with a class under {args.k_shot + args.queries} examples left out: "
              f"{', '.join(skipped)})" if skipped else "")
-          + f", {len(dev)} dev tasks ({sum(t.size for t in dev):,} queries), {len(test)} test tasks "
+          + f", {len(dev)} dev tasks ({sum(t.size for t in dev):,} queries"
+          + (f", {args.dev_supports} supports each" if args.dev_supports > 1 else "") + f"), {len(test)} test tasks "
             f"({sum(t.size for t in test):,} queries); {args.vocab} ids, vocabulary {vocab_size:,}")
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"learner: {type(model).__name__}, {sum(p.data.size for p in model.parameters()):,} parameters "
           f"({sum(p.data.size for p in trainable):,} trained); {args.n_way}-way {args.k_shot}-shot, "
           f"{args.queries} queries per class")
 
+    # each dev domain on its fixed support and on --dev-supports − 1 further draws (the same queries)
+    # (draw 0 is skipped: its seed (seed, 0) is the fixed draw's seed — NumPy's SeedSequence drops
+    # trailing zeros — so the first dev domain's draw 0 would repeat its fixed support)
+    dev_draws = [dev, *(_redrawn_supports(args, encoder, dev, "dev", args.dev_supports)[1:] if args.dev_supports > 1
+                        else [])]
+
     def dev_accuracy(m) -> dict:
-        scores = _scores(predict_tasks(m, dev), dev)
-        return {"dev_accuracy": scores["accuracy"]["mean"], "dev_balanced_accuracy": scores["balanced"]["mean"]}
+        per_draw = [_scores(predict_tasks(m, tasks), tasks) for tasks in dev_draws]
+        return {"dev_accuracy": float(np.mean([s["accuracy"]["mean"] for s in per_draw])),
+                "dev_balanced_accuracy": float(np.mean([s["balanced"]["mean"] for s in per_draw]))}
 
     args.out.mkdir(parents=True, exist_ok=True)
     trainer, train_seconds = None, 0.0
