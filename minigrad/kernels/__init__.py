@@ -34,11 +34,22 @@ _env = os.environ.get("MINIGRAD_KERNELS", "fast")
 if _env not in _CHOICES:
     raise ValueError(f"MINIGRAD_KERNELS must be 'fast' or 'reference', got {_env!r}")
 _use_reference = _env == "reference"
+# How often a layer has asked which path to take. The test suite reads it around each test to know
+# which tests can depend on MINIGRAD_KERNELS (the others are not rerun on the references in CI).
+_questions = 0
 
 
 def using_reference() -> bool:
     """True inside ``reference()`` (or with ``MINIGRAD_KERNELS=reference``): layers use the plain ops."""
+    global _questions
+    _questions += 1
     return _use_reference
+
+
+def times_asked() -> int:
+    """How many times ``using_reference()`` has been called in this process: a test during which
+    it did not change ran no kernel and its outcome cannot depend on the choice of path."""
+    return _questions
 
 
 @contextmanager
@@ -52,4 +63,4 @@ def reference(enabled: bool = True):
         _use_reference = previous
 
 
-__all__ = ["reference", "using_reference"]
+__all__ = ["reference", "times_asked", "using_reference"]
