@@ -427,10 +427,11 @@ def load_arsc(data_dir: PathLike, protocol: str = "standard", *, shots: int = 5,
 
 
 def book_support_draws(data_dir: PathLike, split: str = "test", *, shots: int = 5, seed=0,
-                       draws: int = 10) -> list[tuple[Episode, ...]]:
+                       draws: int = 10, first: int = 0) -> list[tuple[Episode, ...]]:
     """``draws`` independent draws of the book protocol's evaluation supports: draw ``r`` gives
     every ``split`` domain (``BOOK_DEV_DOMAINS`` / ``BOOK_TEST_DOMAINS``) a new 5 + 5 support
-    from its merged ``.train`` pool, seeded with ``(seed, r)``; the queries stay all of its lines.
+    from its merged ``.train`` pool, seeded with ``(seed, r)`` for r = first … first + draws − 1; the
+    queries stay all of its lines.
     The book scores random episodes, each with its own support, so its number is an average over
     supports; one fixed draw (:func:`load_arsc`) is one sample of it, and the spread over draws
     says how much that sample can move."""
@@ -442,9 +443,11 @@ def book_support_draws(data_dir: PathLike, split: str = "test", *, shots: int = 
     domains = BOOK_DEV_DOMAINS if split == "dev" else BOOK_TEST_DOMAINS
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"{func}: seed must be an int >= 0, got {seed!r}")
+    if isinstance(first, bool) or not isinstance(first, (int, np.integer)) or first < 0:
+        raise ValueError(f"{func}: first must be an int >= 0, got {first!r}")
     sources = {d: _book_eval_sources(data_dir, d, split) for d in domains}  # read once, drawn from `draws` times
     return [tuple(_book_eval_task(d, split, sources[d], shots, np.random.default_rng([int(seed), r])) for d in domains)
-            for r in range(draws)]
+            for r in range(first, first + draws)]
 
 
 def load_fewshot(data_dir: PathLike | None = None, protocol: str = "standard", *, seed=0,

@@ -123,14 +123,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"{fail}: --method minilm-proto reads MiniLM's WordPiece ids; --vocab words does not apply")
     if args.max_length < 3:
         raise ValueError(f"{fail}: --max-length must be at least 3 (a token plus [CLS] and [SEP]), got {args.max_length}")
-    if args.support_draws and (args.protocol != "book" or args.data is None):
-        raise ValueError(f"{fail}: --support-draws applies to --protocol book with --data (the standard protocol "
-                         f"fixes each target's support); got --protocol {args.protocol}"
-                         + ("" if args.data is not None else " and no --data"))
-    if args.dev_supports > 1 and (args.protocol != "book" or args.data is None):
-        raise ValueError(f"{fail}: --dev-supports applies to --protocol book with --data (the standard protocol "
-                         f"fixes each task's support); got --protocol {args.protocol}"
-                         + ("" if args.data is not None else " and no --data"))
+    for flag, used in (("--support-draws", args.support_draws > 0), ("--dev-supports", args.dev_supports > 1)):
+        if used and (args.protocol != "book" or args.data is None):
+            raise ValueError(f"{fail}: {flag} applies to --protocol book with --data (the standard protocol fixes "
+                             f"each task's support); got --protocol {args.protocol}"
+                             + ("" if args.data is not None else " and no --data"))
     if args.select is None:
         args.select = "balanced" if args.protocol == "book" else "accuracy"
     if args.epochs is None:
@@ -253,9 +250,9 @@ def _chunk(args) -> int:
     return 64 if args.method == "minilm-proto" else 128
 
 
-def _redrawn_supports(args, encoder, fixed: list, split: str, draws: int) -> list[list]:
+def _redrawn_supports(args, encoder, fixed: list, split: str, draws: int, first: int = 0) -> list[list]:
     """``draws`` copies of the encoded book-protocol tasks ``fixed`` (one per ``split`` domain),
-    copy ``r`` with the 5 + 5 support of ``book_support_draws`` draw ``r`` and the same queries."""
+    copy ``r`` with the 5 + 5 support of ``book_support_draws`` draw ``first + r`` and the same queries."""
     import dataclasses
 
     import numpy as np
@@ -266,7 +263,7 @@ def _redrawn_supports(args, encoder, fixed: list, split: str, draws: int) -> lis
                                                              pad_to_max_length=False),
                                  support_labels=np.asarray(t.support_labels))
              for batch, t in zip(fixed, tasks)]
-            for tasks in book_support_draws(args.data, split, shots=args.k_shot, seed=args.seed, draws=draws)]
+            for tasks in book_support_draws(args.data, split, shots=args.k_shot, seed=args.seed, draws=draws, first=first)]
 
 
 def _support_draws(model, args, encoder, test: list) -> dict:
@@ -337,8 +334,8 @@ def run(args: argparse.Namespace) -> int:
     # each dev domain on its fixed support and on --dev-supports − 1 further draws (the same queries)
     # (draw 0 is skipped: its seed (seed, 0) is the fixed draw's seed — NumPy's SeedSequence drops
     # trailing zeros — so the first dev domain's draw 0 would repeat its fixed support)
-    dev_draws = [dev, *(_redrawn_supports(args, encoder, dev, "dev", args.dev_supports)[1:] if args.dev_supports > 1
-                        else [])]
+    dev_draws = [dev, *(_redrawn_supports(args, encoder, dev, "dev", args.dev_supports - 1, first=1)
+                        if args.dev_supports > 1 else [])]
 
     def dev_accuracy(m) -> dict:
         per_draw = [_scores(predict_tasks(m, tasks), tasks) for tasks in dev_draws]
