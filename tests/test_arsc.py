@@ -103,6 +103,28 @@ def test_sampler_on_synthetic_tasks(k_shot, q_queries, seed):
     assert not all(same_episode(a, b) for a, b in zip(first, other))
 
 
+@settings(max_examples=25)
+@given(n_way=st.integers(2, 5), seed=st.integers(0, 2 ** 32 - 1))
+def test_fixed_class_order_keeps_the_tasks_order_and_the_same_draws(n_way, seed):
+    shuffled = sample_episode(MULTI, n_way, 3, 4, seed)
+    fixed = sample_episode(MULTI, n_way, 3, 4, seed, class_order="fixed")
+    check_episode(fixed, MULTI, n_way, 3, 4)
+    assert list(fixed.class_names) == sorted(shuffled.class_names)  # the task's order: class0 < class1 < ...
+    # the same classes and examples drawn; only the positions differ
+    for name in fixed.class_names:
+        c_fixed, c_shuffled = fixed.class_names.index(name), shuffled.class_names.index(name)
+        for part in ("support", "query"):
+            ids_of = lambda e, c: getattr(e, f"{part}_ids")[getattr(e, f"{part}_labels") == c].tolist()
+            assert ids_of(fixed, c_fixed) == ids_of(shuffled, c_shuffled)
+    tasks = synthetic().train_tasks
+    episodes = list(EpisodeSampler(tasks, seed=seed, class_order="fixed").episodes(6))
+    assert all(e.class_names == CLASS_NAMES for e in episodes)  # negatives first in every episode, as the book's loader
+    with pytest.raises(ValueError, match=r"EpisodeSampler: class_order must be one of \('random', 'fixed'\), got 'sorted'"):
+        EpisodeSampler(tasks, class_order="sorted")
+    with pytest.raises(ValueError, match="sample_episode: class_order must be one of"):
+        sample_episode(MULTI, 2, 3, 4, seed, class_order=None)
+
+
 def test_sampler_generator_seed_and_errors():
     tasks = synthetic().train_tasks
     a = EpisodeSampler(tasks, seed=np.random.default_rng(7)).sample()

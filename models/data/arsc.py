@@ -38,7 +38,8 @@ Training pools keep a repeated text once (so no text is both a support and a que
 episode) and drop texts seen with both labels (none within a file; a few once thresholds
 merge). :class:`EpisodeSampler` draws seeded, balanced N-way K-shot episodes with Q queries per
 class, the N classes in random order (label 0 is "positive" in about half of the binary
-episodes, so a learner must read the support; evaluation tasks keep 0 = negative);
+episodes, so a learner must read the support; evaluation tasks keep 0 = negative), or with
+``class_order="fixed"`` in the task's order as the book's loader (negatives first);
 :func:`encode_texts` makes padded id arrays (our WordPiece on MiniLM's vocabulary, or a
 ``Vocab`` from :func:`build_vocab`). Without a data folder :func:`load_fewshot` gives the
 embedded synthetic family (``models.data.synthetic_fewshot``) with the same interface.
@@ -58,6 +59,7 @@ PathLike = Union[str, Path]
 
 THRESHOLDS = ("t2", "t4", "t5")
 SPLITS = ("train", "dev", "test")
+CLASS_ORDERS = ("random", "fixed")  # episode class positions: shuffled, or the task's order (the book's)
 CLASS_NAMES = ("negative", "positive")  # class index 0 = label -1, 1 = label 1
 _CLASS_OF_LABEL = {-1: 0, 1: 1}
 TRAINING_LIST, TARGET_LIST = "workspace.filtered.list", "workspace.target.list"
@@ -230,19 +232,36 @@ def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def sample_episode(task: FewShotTask, n_way: int, k_shot: int, q_queries: int, rng) -> Episode:
-    """One balanced episode: N of the task's classes (random order), K support + Q queries each,
-    drawn without replacement so no example is both a support and a query. Every class of the
-    task must hold K + Q examples (checked up front, so the error does not depend on the draw)."""
+def _check_class_order(func: str, class_order: str) -> str:
+    if class_order not in CLASS_ORDERS:
+        raise ValueError(f"{func}: class_order must be one of {CLASS_ORDERS}, got {class_order!r}")
+    return class_order
+
+
+def sample_episode(task: FewShotTask, n_way: int, k_shot: int, q_queries: int, rng,
+                   class_order: str = "random") -> Episode:
+    """One balanced episode: N of the task's classes, K support + Q queries each, drawn without
+    replacement so no example is both a support and a query. Every class of the task must hold
+    K + Q examples (checked up front, so the error does not depend on the draw).
+
+    ``class_order="random"``: the N classes take the episode's positions 0 … N−1 in random order,
+    so a learner must read the support to know which is which. ``"fixed"``: in the task's order
+    (on ARSC 0 = negative, 1 = positive in every episode), as the book's loader puts its negatives
+    first — a learner can then also learn what each position means across tasks. The draws are the
+    same in both (the fixed order sorts the drawn classes afterwards), so only the positions differ."""
     func = "sample_episode"
     n_way, k_shot, q_queries = (_check_count(func, n, v) for n, v in
                                 (("n_way", n_way), ("k_shot", k_shot), ("q_queries", q_queries)))
+    _check_class_order(func, class_order)
     problem = _task_problem(task, n_way, k_shot + q_queries)
     if problem:
         raise ValueError(f"{func}: {problem}")
     rng = _rng(rng)
     classes = rng.choice(len(task.class_names), size=n_way, replace=False)
     drawn = [rng.choice(task.indices_of(c), size=k_shot + q_queries, replace=False) for c in classes]
+    if class_order == "fixed":  # reorder after drawing, so the random stream is the same as in random order
+        order = np.argsort(classes)
+        classes, drawn = classes[order], [drawn[i] for i in order]
     support = np.concatenate([d[:k_shot] for d in drawn])
     query = np.concatenate([d[k_shot:] for d in drawn])
     return Episode(task.name, tuple(task.class_names[c] for c in classes),
@@ -266,12 +285,14 @@ class EpisodeSampler:
 
     The same ``seed`` (an int, or a ``numpy.random.Generator`` to share a stream) gives the same
     episodes. A task with a class smaller than K + Q is an error, or with ``skip_small=True`` it
-    is left out and named in ``skipped`` (the real ARSC pools are imbalanced).
+    is left out and named in ``skipped`` (the real ARSC pools are imbalanced). ``class_order``:
+    see :func:`sample_episode`.
     """
 
     def __init__(self, tasks: Sequence[FewShotTask], n_way: int = 2, k_shot: int = 5,
-                 q_queries: int = 27, seed=0, skip_small: bool = False):
+                 q_queries: int = 27, seed=0, skip_small: bool = False, class_order: str = "random"):
         func = "EpisodeSampler"
+        self.class_order = _check_class_order(func, class_order)
         self.n_way, self.k_shot, self.q_queries = (_check_count(func, n, v) for n, v in
                                                    (("n_way", n_way), ("k_shot", k_shot), ("q_queries", q_queries)))
         tasks = list(tasks)
@@ -290,7 +311,7 @@ class EpisodeSampler:
 
     def sample(self) -> Episode:
         task = self.tasks[self.rng.integers(len(self.tasks))]
-        return sample_episode(task, self.n_way, self.k_shot, self.q_queries, self.rng)
+        return sample_episode(task, self.n_way, self.k_shot, self.q_queries, self.rng, self.class_order)
 
     def episodes(self, count: int) -> Iterator[Episode]:
         for _ in range(_check_count("EpisodeSampler.episodes", "count", count, 0)):

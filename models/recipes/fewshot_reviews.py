@@ -56,7 +56,7 @@ _COUNTS = (("max_length", 128, "tokens kept per review"),
 # options that shape the run: a checkpoint resumes only under the same values
 _SHAPING = ("method", "data", "protocol", "vocab", *(name for name, _, _ in _COUNTS), "lr", "meta_batch",
             "inner_steps", "inner_lr", "first_order", "adapt", "relation", "init", "finetune", "select", "dev_supports",
-            "seed")
+            "class_order", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the word embeddings (encoder), or everything (all); default: top")
     parser.add_argument("--relation", choices=("book", "pairwise"), default="book",
                         help="induction: the book's relation layer or the paper's per-class score (default: book)")
+    parser.add_argument("--class-order", choices=("random", "fixed"), default="random",
+                        help="training episodes: the two classes in random positions (a learner must read the "
+                             "support to tell them apart), or fixed, negatives first, as the book's loader (a "
+                             "learner can also learn what each position means); evaluation is negatives first "
+                             "either way (default: random)")
     parser.add_argument("--init", choices=("scaled", "book"), default="scaled",
                         help="induction: N(0, 1/fan_in) or the book's N(0, 1) routing/relation weights (default: scaled)")
     parser.add_argument("--finetune", action="store_true", help="minilm-proto: train MiniLM episodically (else frozen)")
@@ -359,7 +364,8 @@ def run(args: argparse.Namespace) -> int:
         if not resume_if_asked(trainer, args):
             return 2
         trainer.fit(lambda epoch: _Episodes(EpisodeSampler(bench.train_tasks, args.n_way, args.k_shot, args.queries,
-                                                           seed=episode_rng, skip_small=True),
+                                                           seed=episode_rng, skip_small=True,
+                                                           class_order=args.class_order),
                                             args.episodes_per_eval, encoder, args.max_length))
         train_seconds = trainer.elapsed
         trainer.load_best()
