@@ -436,7 +436,7 @@ def test_recipe_runs_on_the_synthetic_family_and_resumes_exactly(tmp_path, capsy
 
     from models.cli import main
 
-    args = ("--method", "proto", "--seed", "1", "--epochs", "2")
+    args = ("--method", "proto", "--seed", "1", "--epochs", "2", "--class-order", "fixed")
     code, straight = _recipe(tmp_path, "straight", *args)
     assert code == 0
     assert (straight / "dev_accuracy.png").is_file() and (straight / "best" / "config.json").is_file()
@@ -447,6 +447,7 @@ def test_recipe_runs_on_the_synthetic_family_and_resumes_exactly(tmp_path, capsy
     command = printed.rstrip().splitlines()[-1].split()
     assert command[:4] == ["python", "-m", "models", "fewshot-reviews"] and command[-3:] == \
         ["--time-budget", "0", "--resume"]
+    assert "--class-order fixed" in " ".join(command)
     assert main(command[3:] + ["--no-progress"]) == 0
     split = tmp_path / "split"
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, split))
